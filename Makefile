@@ -1,0 +1,53 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SECRETS := .secrets
+
+.PHONY: run test install install-test secrets lint typecheck unit e2e-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when pyproject.toml changes.
+$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.stamp-run
+
+install: $(VENV)/.stamp-run
+install-test: $(VENV)/.stamp-test
+
+# The demo's secrets are made once on this machine, never committed.
+secrets:
+	@mkdir -p $(SECRETS) && chmod 700 $(SECRETS)
+	@test -s $(SECRETS)/session_secret || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > $(SECRETS)/session_secret
+	@test -s $(SECRETS)/tiledesk_secret || $(BIN)/python -c "import uuid; print(uuid.uuid4())" > $(SECRETS)/tiledesk_secret
+
+run: install secrets
+	$(BIN)/tiledesk-bridge serve --settings settings.toml
+
+lint: install-test
+	$(BIN)/ruff check bridge tests
+	$(BIN)/ruff format --check bridge tests
+
+typecheck: install-test
+	$(BIN)/mypy
+
+unit: install-test
+	$(BIN)/python -m pytest -q
+
+test: install-test secrets e2e-deps lint typecheck unit
+
+e2e-deps:
+	@true
+
+bench: install-test
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

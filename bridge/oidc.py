@@ -1,0 +1,527 @@
+"""The relying party: authorize redirect, code exchange, strict ID-token checks, JWKS.
+
+Authlib does the protocol work (PKCE, client authentication, claim
+validation), joserfc the signatures.  This module closes the gaps Authlib's
+defaults leave open: the discovered issuer is compared with the configured
+one, ``aud`` is always checked, only the asymmetric algorithms the IdP
+advertises are accepted, and discovery and keys expire and refresh with a
+rate limit instead of being cached forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from authlib.common.security import generate_token
+from authlib.deprecate import AuthlibDeprecationWarning
+from authlib.integrations.base_client import OAuthError
+
+# The stack is httpx (what respx mocks); Authlib 1.9 nags about httpx2 on import.
+warnings.filterwarnings("ignore", "The httpx module is deprecated", AuthlibDeprecationWarning)
+from authlib.integrations.httpx_client import AsyncOAuth2Client  # noqa: E402
+from authlib.oidc.core import CodeIDToken
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
+
+from bridge.errors import IdpError, IdpTimeout, IdTokenInvalid
+from bridge.metrics import Metrics
+from bridge.providers import PRESETS, discovery_url
+from bridge.settings import ProviderSettings
+
+log = logging.getLogger("bridge.oidc")
+
+ASYMMETRIC_ALGS = frozenset(
+    {
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES384",
+        "ES512",
+        "EdDSA",
+        "Ed25519",
+    }
+)
+#: Header parameters that name a key source other than the IdP's published JWKS.
+FOREIGN_KEY_HEADERS = frozenset({"jku", "x5u", "jwk"})
+KTY_FOR_ALG = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+METADATA_TTL = 24 * 3600.0
+JWKS_TTL = 3600.0
+#: At most one JWKS refetch per this many seconds when a token names an unknown key.
+JWKS_REFETCH_INTERVAL = 15.0
+#: How long a failed discovery waits before it is tried again.
+RETRY_AFTER_FAILURE = 5.0
+MAX_KEYS = 50
+MAX_DOCUMENT_BYTES = 512 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Metadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: str | None
+    end_session_endpoint: str | None
+    algorithms: tuple[str, ...]
+    token_auth_method: str
+    iss_in_response: bool
+
+    @classmethod
+    def parse(cls, doc: Any, expected_issuer: str) -> Metadata:
+        if not isinstance(doc, dict):
+            raise IdpError("the discovery document is not a JSON object")
+        issuer = doc.get("issuer")
+        if issuer != expected_issuer:
+            raise IdpError(
+                f"the discovery document's issuer {issuer!r} differs from the configured "
+                f"issuer {expected_issuer!r}: fix the provider's issuer settings"
+            )
+
+        def endpoint(key: str, required: bool = True) -> str | None:
+            value = doc.get(key)
+            if value is None and not required:
+                return None
+            if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http"):
+                raise IdpError(f"the discovery document has no usable {key}")
+            return value
+
+        advertised = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
+        if not isinstance(advertised, list):
+            raise IdpError("id_token_signing_alg_values_supported is not a list")
+        algorithms = tuple(a for a in advertised if a in ASYMMETRIC_ALGS)
+        if not algorithms:
+            raise IdpError(
+                f"the IdP advertises no asymmetric ID-token algorithm ({advertised}); "
+                "the bridge accepts only RS/PS/ES/EdDSA signatures"
+            )
+        methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        auth_method = (
+            "client_secret_basic" if "client_secret_basic" in methods else "client_secret_post"
+        )
+        return cls(
+            issuer=issuer,
+            authorization_endpoint=str(endpoint("authorization_endpoint")),
+            token_endpoint=str(endpoint("token_endpoint")),
+            jwks_uri=str(endpoint("jwks_uri")),
+            userinfo_endpoint=endpoint("userinfo_endpoint", required=False),
+            end_session_endpoint=endpoint("end_session_endpoint", required=False),
+            algorithms=algorithms,
+            token_auth_method=auth_method,
+            iss_in_response=doc.get("authorization_response_iss_parameter_supported") is True,
+        )
+
+
+@dataclass
+class _Cached:
+    value: Any = None
+    fetched_at: float = 0.0
+    failed_at: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class LoginStart:
+    url: str
+    state: str
+    nonce: str
+    verifier: str
+
+
+@dataclass(frozen=True)
+class VerifiedLogin:
+    claims: dict[str, Any]
+    id_token: str
+
+
+@dataclass
+class ProviderStatus:
+    ready: bool
+    detail: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _alg_kty(alg: str) -> str:
+    return KTY_FOR_ALG.get(alg[:2], "")
+
+
+def import_signing_keys(doc: Any) -> KeySet:
+    """Import the public signature keys of a JWKS; symmetric and encryption keys are skipped."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+        raise IdpError("the JWKS document has no 'keys' list")
+    keys: list[RSAKey | ECKey | OKPKey] = []
+    for entry in doc["keys"][:MAX_KEYS]:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            if entry.get("kty") == "RSA":
+                keys.append(RSAKey.import_key(_public_only(entry)))
+            elif entry.get("kty") == "EC":
+                keys.append(ECKey.import_key(_public_only(entry)))
+            elif entry.get("kty") == "OKP":
+                keys.append(OKPKey.import_key(_public_only(entry)))
+        except (JoseError, ValueError, TypeError):
+            log.warning("skipped a JWKS key that could not be imported (kid=%s)", entry.get("kid"))
+    if not keys:
+        raise IdpError("the JWKS holds no usable public signature key")
+    return KeySet(keys)  # type: ignore[arg-type]
+
+
+def _public_only(entry: dict[str, Any]) -> dict[str, Any]:
+    private = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+    return {k: v for k, v in entry.items() if k not in private}
+
+
+class Provider:
+    """One configured IdP: its metadata, its keys, and the calls of the code flow."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ProviderSettings,
+        *,
+        issuer: str,
+        redirect_uri: str,
+        transport: httpx.AsyncBaseTransport,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.issuer = issuer
+        self.redirect_uri = redirect_uri
+        self.display_name = settings.display_name or PRESETS[settings.preset].display_name
+        self.client_id = client_id or settings.client_id or ""
+        secret = client_secret or (
+            settings.client_secret.get_secret_value() if settings.client_secret else ""
+        )
+        self._client = AsyncOAuth2Client(
+            client_id=self.client_id,
+            client_secret=secret,
+            scope=" ".join(settings.scopes),
+            redirect_uri=redirect_uri,
+            code_challenge_method="S256",
+            timeout=settings.timeout,
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self._metrics = metrics
+        self._clock = clock
+        self._metadata = _Cached()
+        self._jwks = _Cached()
+        self._jwks_forced_at = -JWKS_REFETCH_INTERVAL
+        self._lock = asyncio.Lock()
+        self._accepted_issuers = {issuer, *PRESETS[settings.preset].issuer_aliases}
+
+    # --- HTTP --------------------------------------------------------------
+
+    async def _call(self, endpoint: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Every IdP call: timed, and its failures mapped to idp_timeout / idp_error."""
+        started = time.perf_counter()
+        try:
+            return await call()
+        except httpx.TimeoutException:
+            raise IdpTimeout(
+                f"{self.name}: the {endpoint} call timed out after {self.settings.timeout}s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise IdpError(
+                f"{self.name}: the {endpoint} call failed: {type(exc).__name__}"
+            ) from None
+        finally:
+            self._metrics.idp_latency.labels(self.name, endpoint).observe(
+                time.perf_counter() - started
+            )
+
+    async def _get_json(
+        self, endpoint: str, url: str, headers: dict[str, str] | None = None
+    ) -> Any:
+        async def call() -> httpx.Response:
+            return await self._client.request("GET", url, headers=headers, withhold_token=True)  # type: ignore[no-any-return]
+
+        response = await self._call(endpoint, call)
+        if response.status_code != 200:
+            raise IdpError(
+                f"{self.name}: the {endpoint} endpoint answered HTTP {response.status_code}"
+            )
+        if len(response.content) > MAX_DOCUMENT_BYTES:
+            raise IdpError(f"{self.name}: the {endpoint} answer is too large")
+        try:
+            return response.json()
+        except ValueError:
+            raise IdpError(f"{self.name}: the {endpoint} answer is not JSON") from None
+
+    # --- metadata and keys ---------------------------------------------------
+
+    async def metadata(self) -> Metadata:
+        """Discovery, lazily loaded and refreshed daily; a stale copy serves if a refresh fails."""
+        now = self._clock()
+        cached = self._metadata
+        if cached.value is not None and now - cached.fetched_at < METADATA_TTL:
+            return cached.value  # type: ignore[no-any-return]
+        async with self._lock:
+            cached = self._metadata
+            if cached.value is not None and now - cached.fetched_at < METADATA_TTL:
+                return cached.value  # type: ignore[no-any-return]
+            if (
+                cached.value is None
+                and cached.failed_at
+                and now - cached.failed_at < RETRY_AFTER_FAILURE
+            ):
+                raise IdpError(f"{self.name}: discovery failed recently: {cached.error}")
+            try:
+                doc = await self._get_json("discovery", discovery_url(self.issuer))
+                meta = Metadata.parse(doc, self.issuer)
+            except (IdpError, IdpTimeout) as exc:
+                cached.failed_at, cached.error = now, exc.detail
+                if cached.value is not None:
+                    log.warning(
+                        "%s: discovery refresh failed, keeping the cached copy: %s",
+                        self.name,
+                        exc.detail,
+                    )
+                    return cached.value  # type: ignore[no-any-return]
+                raise
+            self._metadata = _Cached(meta, now)
+            return meta
+
+    async def _load_keys(self, reason: str) -> KeySet:
+        meta = await self.metadata()
+        now = self._clock()
+        try:
+            keys = import_signing_keys(await self._get_json("jwks", meta.jwks_uri))
+        except (IdpError, IdpTimeout) as exc:
+            self._jwks.failed_at, self._jwks.error = now, exc.detail
+            raise
+        self._metrics.jwks_refreshes.labels(self.name, reason).inc()
+        self._jwks = _Cached(keys, now)
+        return keys
+
+    async def keys(self) -> KeySet:
+        """The IdP's keys, refreshed hourly; cached keys keep working while the JWKS is down."""
+        cached = self._jwks
+        if cached.value is not None and self._clock() - cached.fetched_at < JWKS_TTL:
+            return cached.value  # type: ignore[no-any-return]
+        try:
+            return await self._load_keys("expired" if cached.value is not None else "initial")
+        except (IdpError, IdpTimeout) as exc:
+            if cached.value is None:
+                raise
+            log.warning(
+                "%s: JWKS refresh failed, keeping the cached keys: %s", self.name, exc.detail
+            )
+            return cached.value  # type: ignore[no-any-return]
+
+    async def _refetch_keys_for_unknown_kid(self) -> KeySet | None:
+        """One refetch for a key we don't know, at most once per JWKS_REFETCH_INTERVAL."""
+        now = self._clock()
+        if now - self._jwks_forced_at < JWKS_REFETCH_INTERVAL:
+            return None
+        self._jwks_forced_at = now
+        try:
+            return await self._load_keys("unknown_kid")
+        except (IdpError, IdpTimeout) as exc:
+            log.warning("%s: JWKS refetch for an unknown key failed: %s", self.name, exc.detail)
+            return None
+
+    async def status(self) -> ProviderStatus:
+        try:
+            meta = await self.metadata()
+            keys = await self.keys()
+        except (IdpError, IdpTimeout) as exc:
+            return ProviderStatus(False, exc.detail)
+        return ProviderStatus(True, "ready", {"issuer": meta.issuer, "keys": len(keys.keys)})
+
+    # --- the code flow --------------------------------------------------------
+
+    async def start_login(self) -> LoginStart:
+        meta = await self.metadata()
+        state, nonce = generate_token(32), generate_token(32)
+        verifier = secrets.token_urlsafe(48)
+        url, _ = self._client.create_authorization_url(
+            meta.authorization_endpoint,
+            state=state,
+            code_verifier=verifier,
+            nonce=nonce,
+            **self.settings.authorize_params,
+        )
+        return LoginStart(url=url, state=state, nonce=nonce, verifier=verifier)
+
+    def check_response_issuer(self, iss: str | None, meta: Metadata) -> None:
+        """RFC 9207: the authorization response names its issuer (mix-up defence)."""
+        if iss is None:
+            if meta.iss_in_response:
+                raise IdTokenInvalid(
+                    f"{self.name}: the authorization response lacks the iss parameter"
+                )
+            return
+        if not hmac.compare_digest(iss.encode(), self.issuer.encode()):
+            raise IdTokenInvalid(
+                f"{self.name}: the authorization response came from another issuer"
+            )
+
+    async def exchange_code(self, code: str, verifier: str) -> dict[str, Any]:
+        meta = await self.metadata()
+        self._client.token_endpoint_auth_method = meta.token_auth_method
+
+        async def call() -> dict[str, Any]:
+            token = await self._client.fetch_token(
+                meta.token_endpoint,
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=verifier,
+                redirect_uri=self.redirect_uri,
+            )
+            return dict(token)
+
+        try:
+            token = await self._call("token", call)
+        except OAuthError as exc:
+            hint = {
+                "invalid_client": "check client_id and client_secret",
+                "unauthorized_client": "check client_id and client_secret",
+                "invalid_grant": (
+                    "the code was refused: already used, expired, or the redirect URI "
+                    f"registered at the IdP is not exactly {self.redirect_uri}"
+                ),
+            }.get(str(exc.error), "see the IdP's logs")
+            raise IdpError(
+                f"{self.name}: the token endpoint refused: {exc.error}: {hint}"
+            ) from None
+        except ValueError:
+            raise IdpError(f"{self.name}: the token endpoint's answer is not JSON") from None
+        if not isinstance(token.get("id_token"), str):
+            raise IdpError(
+                f"{self.name}: the token response has no id_token (is 'openid' in scopes?)"
+            )
+        if str(token.get("token_type", "")).lower() != "bearer" or not isinstance(
+            token.get("access_token"), str
+        ):
+            raise IdpError(f"{self.name}: the token response has no bearer access_token")
+        return token
+
+    async def verify_id_token(
+        self, id_token: str, *, nonce: str, access_token: str | None
+    ) -> dict[str, Any]:
+        """OpenID Connect Core 1.0 section 3.1.3.7, every step."""
+        meta = await self.metadata()
+        try:
+            header = jws.extract_compact(id_token.encode()).protected
+        except (JoseError, ValueError) as exc:
+            raise IdTokenInvalid(
+                f"{self.name}: the ID token is not a compact JWS: {type(exc).__name__}"
+            ) from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in meta.algorithms:
+            raise IdTokenInvalid(
+                f"{self.name}: ID token algorithm {alg!r} is not one the IdP advertises "
+                f"({', '.join(meta.algorithms)})"
+            )
+        foreign = sorted(FOREIGN_KEY_HEADERS & header.keys())
+        if foreign:
+            raise IdTokenInvalid(
+                f"{self.name}: the ID token header names its own key source ({', '.join(foreign)})"
+            )
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise IdTokenInvalid(f"{self.name}: the ID token's kid is not a string")
+
+        verified = self._verify_signature(id_token, alg, kid, await self.keys(), meta)
+        if verified is None:
+            fresh = await self._refetch_keys_for_unknown_kid()
+            if fresh is not None:
+                verified = self._verify_signature(id_token, alg, kid, fresh, meta)
+        if verified is None:
+            raise IdTokenInvalid(
+                f"{self.name}: the ID token's signature matches no key of the IdP's JWKS "
+                f"(kid={kid!r})"
+            )
+
+        options: dict[str, Any] = {
+            "iss": {"essential": True, "values": sorted(self._accepted_issuers)},
+            "sub": {"essential": True},
+            "aud": {"essential": True, "value": self.client_id},
+            "exp": {"essential": True},
+            "iat": {"essential": True},
+            "nonce": {"essential": True},
+        }
+        params: dict[str, Any] = {"nonce": nonce, "client_id": self.client_id}
+        if access_token:
+            params["access_token"] = access_token
+        claims = CodeIDToken(verified.claims, verified.header, options, params)
+        try:
+            claims.validate(now=int(self._clock()), leeway=self.settings.leeway)
+        except JoseError as exc:
+            raise IdTokenInvalid(
+                f"{self.name}: ID token rejected: {exc.error}: {exc.description or ''}".rstrip(": ")
+            ) from None
+        return dict(claims)
+
+    def _verify_signature(
+        self, id_token: str, alg: str, kid: str | None, keys: KeySet, meta: Metadata
+    ) -> jwt.Token | None:
+        kty = _alg_kty(alg)
+        candidates = [k for k in keys.keys if k.key_type == kty and (kid is None or k.kid == kid)]
+        registry = JWSRegistry(algorithms=list(meta.algorithms), strict_check_header=False)
+        for key in candidates:
+            key_alg = key.get("alg")
+            if key_alg is not None and key_alg != alg:
+                continue
+            try:
+                return jwt.decode(id_token, key, registry=registry)
+            except JoseError:
+                continue
+        return None
+
+    async def userinfo(self, access_token: str, subject: str) -> dict[str, Any]:
+        """Userinfo claims, only when the ``sub`` matches the ID token's (OIDC Core 5.3.4)."""
+        meta = await self.metadata()
+        if not meta.userinfo_endpoint or not self.settings.userinfo:
+            return {}
+        data = await self._get_json(
+            "userinfo", meta.userinfo_endpoint, headers={"Authorization": f"Bearer {access_token}"}
+        )
+        if not isinstance(data, dict):
+            raise IdpError(f"{self.name}: the userinfo answer is not a JSON object")
+        if data.get("sub") != subject:
+            raise IdTokenInvalid(f"{self.name}: the userinfo sub differs from the ID token's sub")
+        return data
+
+    async def logout_url(
+        self, *, id_token_hint: str | None, post_logout_redirect_uri: str
+    ) -> str | None:
+        """RP-initiated logout, where the IdP publishes an end_session_endpoint."""
+        try:
+            meta = await self.metadata()
+        except (IdpError, IdpTimeout):
+            return None
+        if not meta.end_session_endpoint:
+            return None
+        params = {"post_logout_redirect_uri": post_logout_redirect_uri, "client_id": self.client_id}
+        if id_token_hint:
+            params["id_token_hint"] = id_token_hint
+        separator = "&" if urlsplit(meta.end_session_endpoint).query else "?"
+        return meta.end_session_endpoint + separator + urlencode(params)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,433 @@
+"""The settings.toml model: parse, resolve ``env:``/``file:`` secrets, validate.
+
+One model, one place where a bad file becomes one clear line per problem,
+each naming the key (``providers.acme.issuer: ...``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bridge import providers
+
+PROVIDER_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
+RESERVED_WIDGET_KEYS = frozenset({"projectid", "autoStart", "jwtAuthToken"})
+FORBIDDEN_AUTHORIZE_PARAMS = frozenset(
+    {
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "redirect_uri",
+        "client_id",
+        "response_type",
+        "scope",
+        "response_mode",
+        "request",
+        "request_uri",
+    }
+)
+
+ClaimSpec = str | list[str]
+
+
+class SettingsError(Exception):
+    """A settings file that cannot be used; ``problems`` holds one line per fault."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _check_http_url(value: str, *, allow_path: bool = True) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or a fragment")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials")
+    if not allow_path and parts.path not in ("", "/"):
+        raise ValueError("must be an origin (scheme://host[:port]) without a path")
+    return value
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerSettings(_Model):
+    public_url: str
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return _check_http_url(value).rstrip("/")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin == "*":
+                raise ValueError("'*' is not allowed: list each origin that may call /auth")
+            _check_http_url(origin, allow_path=False)
+        return tuple(_origin_of(o) for o in value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network") from None
+        return value
+
+    @property
+    def origin(self) -> str:
+        return _origin_of(self.public_url)
+
+    @property
+    def is_https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+
+class SessionSettings(_Model):
+    secret: SecretStr
+    max_age: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    cookie_name: str = Field(default="bridge_session", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    same_site: Literal["lax", "strict", "none"] = "lax"
+    https_only: bool | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (use a random value)")
+        return value
+
+
+class TiledeskSettings(_Model):
+    project_id: str = Field(pattern=r"^[A-Za-z0-9]{1,32}$")
+    secret: SecretStr
+    token_ttl: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    api_url: str = "https://api.tiledesk.com/v3"
+    widget_url: str = "https://widget.tiledesk.com/v5/launch.js"
+    widget: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("api_url", "widget_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_http_url(value).rstrip("/")
+
+    @field_validator("widget")
+    @classmethod
+    def _widget(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(RESERVED_WIDGET_KEYS & value.keys())
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} is set by the bridge and cannot be overridden")
+        return value
+
+    @property
+    def audience(self) -> str:
+        return f"https://tiledesk.com/projects/{self.project_id}"
+
+
+class ClaimsSettings(_Model):
+    """How each Tiledesk field is made from the verified claims."""
+
+    firstname: ClaimSpec = ("given_name", "name")  # type: ignore[assignment]
+    lastname: ClaimSpec = "family_name"
+    email: ClaimSpec = "email"
+    attributes: dict[str, ClaimSpec] = Field(default_factory=dict)
+
+    @field_validator("firstname", "lastname", "email", mode="before")
+    @classmethod
+    def _spec(cls, value: Any) -> Any:
+        if isinstance(value, tuple):
+            return list(value)
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, value: dict[str, ClaimSpec]) -> dict[str, ClaimSpec]:
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key):
+                raise ValueError(f"attribute name {key!r} must match [A-Za-z0-9_-]{{1,64}}")
+        return value
+
+
+class AccessSettings(_Model):
+    email_domains: tuple[str, ...] = ()
+    hosted_domain: str | None = None
+    groups_claim: str = "groups"
+    allowed_groups: tuple[str, ...] = ()
+    require_email_verified: bool | None = None
+    email_verified_claim: str = "email_verified"
+
+    @field_validator("email_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for domain in value:
+            if not re.fullmatch(r"\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9-]+)+", domain):
+                raise ValueError(f"{domain!r} is not a lower-case domain name like 'acme.com'")
+        return value
+
+
+class ProviderSettings(_Model):
+    preset: Literal["keycloak", "google", "entra", "okta", "auth0", "generic", "dev"]
+    display_name: str | None = None
+    issuer: str | None = None
+    base_url: str | None = None
+    realm: str | None = None
+    tenant: str | None = None
+    domain: str | None = None
+    authorization_server: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    leeway: int = Field(default=60, ge=0, le=300)
+    timeout: float = Field(default=10.0, gt=0, le=60)
+    subject_claim: str = "sub"
+    userinfo: bool = True
+    authorize_params: dict[str, str] = Field(default_factory=dict)
+    claims: ClaimsSettings = Field(default_factory=ClaimsSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "openid" not in value:
+            raise ValueError("must include 'openid'")
+        return value
+
+    @field_validator("authorize_params")
+    @classmethod
+    def _authorize_params(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(FORBIDDEN_AUTHORIZE_PARAMS & value.keys())
+        if bad:
+            raise ValueError(f"{', '.join(bad)} is set by the bridge and cannot be overridden")
+        return value
+
+    @model_validator(mode="after")
+    def _preset(self) -> ProviderSettings:
+        if self.preset != "dev":
+            if not self.client_id:
+                raise ValueError("client_id: required")
+            if self.client_secret is None or not self.client_secret.get_secret_value():
+                raise ValueError('client_secret: required (use "env:NAME" or "file:/path")')
+            # Resolving here reports a missing preset parameter at load time.
+            providers.resolve_issuer(self.preset, self._issuer_params())
+        return self
+
+    def _issuer_params(self) -> providers.IssuerParams:
+        return providers.IssuerParams(
+            issuer=self.issuer,
+            base_url=self.base_url,
+            realm=self.realm,
+            tenant=self.tenant,
+            domain=self.domain,
+            authorization_server=self.authorization_server,
+        )
+
+
+class Settings(_Model):
+    server: ServerSettings
+    session: SessionSettings
+    tiledesk: TiledeskSettings
+    providers: dict[str, ProviderSettings]
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+        if not value:
+            raise ValueError("configure at least one [providers.NAME] table")
+        for name in value:
+            if not PROVIDER_NAME.fullmatch(name):
+                raise ValueError(f"provider name {name!r} must match [a-z0-9-]{{1,32}}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        if self.session.same_site == "none" and not self.server.is_https:
+            raise ValueError("session.same_site: 'none' needs an https public_url")
+        if self.has_dev_provider and not is_loopback_url(self.server.public_url):
+            raise ValueError(
+                "providers: the dev preset signs in anyone and is refused unless "
+                "server.public_url is a loopback address (127.0.0.1, localhost)"
+            )
+        return self
+
+    @property
+    def has_dev_provider(self) -> bool:
+        return any(p.preset == "dev" for p in self.providers.values())
+
+    @property
+    def https_only(self) -> bool:
+        if self.session.https_only is not None:
+            return self.session.https_only
+        return self.server.is_https
+
+    def issuer(self, name: str) -> str:
+        provider = self.providers[name]
+        if provider.preset == "dev":
+            return f"{self.server.public_url}/dev-idp"
+        return providers.resolve_issuer(provider.preset, provider._issuer_params())
+
+    def redirect_uri(self, name: str) -> str:
+        return f"{self.server.public_url}/callback/{name}"
+
+    def url(self, path: str) -> str:
+        """The one place that turns a path on this site into an absolute URL."""
+        return f"{self.server.public_url}{path}"
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def _resolve_secrets(value: Any, base_dir: Path, path: str, problems: list[str]) -> Any:
+    """Replace every ``env:NAME`` / ``file:/path`` string with what it points at."""
+    if isinstance(value, dict):
+        return {
+            k: _resolve_secrets(v, base_dir, f"{path}.{k}" if path else k, problems)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _resolve_secrets(v, base_dir, f"{path}[{i}]", problems) for i, v in enumerate(value)
+        ]
+    if not isinstance(value, str):
+        return value
+    if value.startswith("env:"):
+        name = value[4:]
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            problems.append(f"{path}: {value!r} is not a valid environment variable reference")
+            return None
+        if name not in os.environ:
+            problems.append(f"{path}: environment variable {name} is not set")
+            return None
+        return os.environ[name]
+    if value.startswith("file:"):
+        file = Path(value[5:]).expanduser()
+        if not file.is_absolute():
+            file = base_dir / file
+        try:
+            return file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            problems.append(f"{path}: cannot read {file}: {exc.strerror or exc}")
+            return None
+    return value
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"]
+        elif item.startswith(("function-", "tagged-union", "union[", "str", "list[")):
+            continue
+        else:
+            parts.append(item)
+    return ".".join(parts)
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        key = _location(tuple(err["loc"]))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling)"
+        elif err["type"] == "missing":
+            message = "required"
+        # A cross-field check names its own sub-key: "client_id: required".
+        if ": " in message and re.fullmatch(r"[a-z_.]+", message.split(": ", 1)[0]):
+            sub, message = message.split(": ", 1)
+            if not key.endswith(sub):
+                key = f"{key}.{sub}" if key else sub
+        lines.append(f"{key or '(top level)'}: {message}")
+    return lines
+
+
+def parse_settings(data: Mapping[str, Any], base_dir: Path | None = None) -> Settings:
+    """Validate already-parsed TOML data; raises SettingsError with one line per problem."""
+    problems: list[str] = []
+    resolved = _resolve_secrets(dict(data), base_dir or Path.cwd(), "", problems)
+    try:
+        settings = Settings.model_validate(resolved)
+    except ValidationError as exc:
+        problems.extend(p for p in _format_errors(exc) if not _is_secondary(p, problems))
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def _is_secondary(line: str, problems: list[str]) -> bool:
+    """A secret that failed to resolve is reported once, not again as 'required'."""
+    key = line.split(": ", 1)[0]
+    return any(p.startswith(f"{key}: ") for p in problems)
+
+
+def default_settings_path() -> Path:
+    return Path(os.environ.get("BRIDGE_SETTINGS", "settings.toml"))
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read and validate the settings file; raises SettingsError on any problem."""
+    file = Path(path) if path is not None else default_settings_path()
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise SettingsError(
+            [f"{file}: cannot read the settings file: {exc.strerror or exc}"]
+        ) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError([f"{file}: not valid TOML: {exc}"]) from None
+    return parse_settings(data, file.resolve().parent)

@@ -1,0 +1,518 @@
+"""Routes and the Starlette app factory: thin, it calls the modules that do the work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from bridge import identity, sessions, tiledesk
+from bridge.devidp import create_dev_idp
+from bridge.errors import (
+    AccessDenied,
+    BridgeError,
+    CrossSiteRefused,
+    IdpDenied,
+    IdpError,
+    IdpTimeout,
+    IdTokenInvalid,
+    InvalidRequest,
+    MissingCode,
+    NotFound,
+    NotSignedIn,
+    StateMismatch,
+)
+from bridge.metrics import CONTENT_TYPE_LATEST, Metrics
+from bridge.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from bridge.oidc import Provider
+from bridge.settings import Settings
+
+log = logging.getLogger("bridge.web")
+PACKAGE_DIR = Path(__file__).parent
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
+STATIC_DIR = PACKAGE_DIR / "static"
+MAX_PARAM = 4096
+DEV_IDP_PATH = "/dev-idp"
+MAX_NEXT = 512
+MAX_CALLBACK_PARAMS = 20
+
+
+class Bridge:
+    """Everything the routes share: settings, providers, templates, metrics."""
+
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.transport = transport or httpx.AsyncHTTPTransport(retries=0)
+        self.used_states = sessions.UsedStates()
+        self.templates = Environment(
+            loader=FileSystemLoader(TEMPLATES_DIR),
+            autoescape=select_autoescape(),
+            auto_reload=False,
+        )
+        self.dev_idp: Starlette | None = None
+        self.providers: dict[str, Provider] = {}
+        for name, conf in settings.providers.items():
+            provider_transport = self.transport
+            client_id = client_secret = None
+            if conf.preset == "dev":
+                # The demo IdP lives in this process: talk to it in-process, not over the socket.
+                client_id, client_secret = conf.client_id or "bridge-dev", secrets.token_urlsafe(32)
+                self.dev_idp = create_dev_idp(
+                    issuer=settings.issuer(name),
+                    client_id=client_id,
+                    client_secret=client_secret,
+                    redirect_uris=[settings.redirect_uri(name)],
+                    post_logout_redirect_uris=[settings.url("/")],
+                    templates_dir=TEMPLATES_DIR,
+                )
+                provider_transport = httpx.ASGITransport(
+                    app=Starlette(routes=[Mount(DEV_IDP_PATH, app=self.dev_idp)])
+                )
+            self.providers[name] = Provider(
+                name,
+                conf,
+                issuer=settings.issuer(name),
+                redirect_uri=settings.redirect_uri(name),
+                transport=provider_transport,
+                metrics=self.metrics,
+                client_id=client_id,
+                client_secret=client_secret,
+            )
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        page = self.templates.get_template(template).render(
+            providers=self.providers.values(), **context
+        )
+        return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def provider(self, name: str) -> Provider:
+        provider = self.providers.get(name)
+        if provider is None:
+            raise NotFound(f"no provider named {name[:40]!r}")
+        return provider
+
+    async def warm_up(self) -> None:
+        """Load every provider's discovery and keys at start; a failure only shows in /readyz."""
+        results = await asyncio.gather(*(p.status() for p in self.providers.values()))
+        for provider, status in zip(self.providers.values(), results, strict=True):
+            if not status.ready:
+                log.warning("provider %s is not ready: %s", provider.name, status.detail)
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+        await self.transport.aclose()
+
+
+def _bridge(request: Request) -> Bridge:
+    return request.app.state.bridge  # type: ignore[no-any-return]
+
+
+# --- helpers -----------------------------------------------------------------------
+
+
+def safe_next(value: str | None) -> str:
+    """A path on this site, or '/': never another origin, whatever the spelling."""
+    if not value or len(value) > MAX_NEXT:
+        return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or "\\" in value:
+        return "/"
+    if not value.startswith("/") or value.startswith("//"):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+def _param(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise InvalidRequest(f"the {name} parameter is repeated")
+    if not values:
+        return None
+    if len(values[0]) > MAX_PARAM:
+        raise InvalidRequest(f"the {name} parameter is too long")
+    return values[0]
+
+
+def _check_origin(request: Request) -> str | None:
+    """CSRF: a state-changing POST must come from this site or an allowed origin.
+
+    Returns the allowed foreign origin (for CORS headers), or None for same-origin.
+    """
+    settings = _bridge(request).settings
+    origin = request.headers.get("origin")
+    if origin is not None:
+        origin = origin.lower()
+        if origin == settings.server.origin:
+            return None
+        if origin in settings.server.allowed_origins:
+            return origin
+        raise CrossSiteRefused(f"refused a {request.url.path} call from origin {origin[:100]!r}")
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site not in (None, "same-origin", "none"):
+        raise CrossSiteRefused(
+            f"refused a {request.url.path} call with Sec-Fetch-Site {fetch_site[:20]!r}"
+        )
+    return None
+
+
+def _cors_headers(origin: str | None) -> dict[str, str]:
+    if origin is None:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }
+
+
+def _log_login(provider: str, outcome: str, started: float, detail: str = "") -> None:
+    fields = {
+        "provider": provider,
+        "outcome": outcome,
+        "duration_ms": int((time.perf_counter() - started) * 1000),
+    }
+    if outcome == "ok":
+        log.info("login ok", extra={"fields": fields})
+    else:
+        log.warning("login failed: %s", detail, extra={"fields": fields})
+
+
+# --- routes ------------------------------------------------------------------------
+
+
+async def index(request: Request) -> Response:
+    bridge = _bridge(request)
+    settings = bridge.settings
+    user = sessions.signed_in_user(request.session)
+    widget_settings = {
+        **settings.tiledesk.widget,
+        "projectid": settings.tiledesk.project_id,
+        "autoStart": False,
+    }
+    config = {
+        "signedIn": user is not None,
+        "authUrl": "/auth",
+        "widgetUrl": settings.tiledesk.widget_url,
+        "tiledeskSettings": widget_settings,
+        "showToken": settings.has_dev_provider,
+    }
+    response = bridge.render(
+        "index.html",
+        user=user,
+        show_token=settings.has_dev_provider,
+        config_json=json.dumps(config).replace("</", "<\\/"),
+    )
+    # The widget builds its iframe from inline markup, so this page cannot forbid scripts.
+    response.headers["Content-Security-Policy"] = (
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    return response
+
+
+async def chooser(request: Request) -> Response:
+    bridge = _bridge(request)
+    next_path = safe_next(request.query_params.get("next"))
+    if len(bridge.providers) == 1:
+        (name,) = bridge.providers
+        return RedirectResponse(_login_path(name, next_path), status_code=303)
+    return bridge.render("chooser.html", next=next_path, login_path=_login_path)
+
+
+def _login_path(name: str, next_path: str) -> str:
+    return f"/login/{name}" + ("" if next_path == "/" else f"?next={quote(next_path, safe='')}")
+
+
+async def login(request: Request) -> Response:
+    bridge = _bridge(request)
+    provider = bridge.provider(request.path_params["provider"])
+    next_path = safe_next(_param(request, "next"))
+    start = await provider.start_login()
+    sessions.add_flow(
+        request.session,
+        start.state,
+        sessions.Flow(provider.name, start.nonce, start.verifier, next_path, time.time()),
+    )
+    return RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+async def callback(request: Request) -> Response:
+    bridge = _bridge(request)
+    started = time.perf_counter()
+    name = request.path_params["provider"]
+    provider = bridge.provider(name)
+    try:
+        response = await _complete_login(request, bridge, provider)
+    except BridgeError as exc:
+        bridge.metrics.logins.labels(provider.name, exc.code).inc()
+        _log_login(provider.name, exc.code, started, exc.detail)
+        raise
+    bridge.metrics.logins.labels(provider.name, "ok").inc()
+    _log_login(provider.name, "ok", started)
+    return response
+
+
+async def _complete_login(request: Request, bridge: Bridge, provider: Provider) -> Response:
+    if len(request.query_params.multi_items()) > MAX_CALLBACK_PARAMS:
+        raise InvalidRequest("too many callback parameters")
+    state = _param(request, "state")
+    if not state:
+        raise StateMismatch("the callback has no state")
+    flow = sessions.pop_flow(request.session, state)
+    if flow is None:
+        raise StateMismatch("no login flow in this browser session matches the state")
+    if not bridge.used_states.spend(state):
+        raise StateMismatch("the state was already used")
+    if flow.provider != provider.name:
+        raise StateMismatch(f"the flow was started for {flow.provider}, not {provider.name}")
+    error = _param(request, "error")
+    meta = await provider.metadata()
+    provider.check_response_issuer(_param(request, "iss"), meta)
+    if error is not None:
+        raise IdpDenied(error, _param(request, "error_description"))
+    code = _param(request, "code")
+    if not code:
+        raise MissingCode("the callback has no code")
+
+    token = await provider.exchange_code(code, flow.verifier)
+    claims = await provider.verify_id_token(
+        token["id_token"], nonce=flow.nonce, access_token=token.get("access_token")
+    )
+    userinfo = await provider.userinfo(token["access_token"], claims["sub"])
+    merged = {**userinfo, **claims}
+    decision = identity.decide(provider.settings, merged)
+    if not decision.allowed:
+        raise AccessDenied(decision.reason)
+    try:
+        user = identity.map_user(
+            project_id=bridge.settings.tiledesk.project_id,
+            provider_name=provider.name,
+            provider=provider.settings,
+            issuer=provider.issuer,
+            claims=merged,
+        )
+    except ValueError as exc:
+        raise IdTokenInvalid(str(exc)) from None
+    sessions.sign_in(request.session, provider=provider.name, user=user, id_token=token["id_token"])
+    return RedirectResponse(bridge.settings.url(flow.next), status_code=303)
+
+
+async def auth(request: Request) -> Response:
+    bridge = _bridge(request)
+    try:
+        origin = _check_origin(request)
+    except CrossSiteRefused:
+        bridge.metrics.auth_calls.labels("cross_site_refused").inc()
+        raise
+    user = sessions.signed_in_user(request.session)
+    if user is None:
+        bridge.metrics.auth_calls.labels("not_signed_in").inc()
+        exc = NotSignedIn()
+        return JSONResponse(
+            {"error": exc.code},
+            status_code=exc.status,
+            headers={"Cache-Control": "no-store", **_cors_headers(origin)},
+        )
+    conf = bridge.settings.tiledesk
+    minted = tiledesk.mint(
+        user, project_id=conf.project_id, secret=conf.secret.get_secret_value(), ttl=conf.token_ttl
+    )
+    bridge.metrics.auth_calls.labels("ok").inc()
+    body = {"token": minted.token, "expires_at": minted.expires_at, "user": user.as_dict()}
+    return JSONResponse(body, headers={"Cache-Control": "no-store", **_cors_headers(origin)})
+
+
+async def auth_preflight(request: Request) -> Response:
+    settings = _bridge(request).settings
+    origin = (request.headers.get("origin") or "").lower()
+    if origin not in settings.server.allowed_origins:
+        return Response(status_code=403)
+    headers = {
+        **_cors_headers(origin),
+        "Access-Control-Allow-Methods": "POST",
+        "Access-Control-Allow-Headers": "Content-Type, Accept, X-Requested-With",
+        "Access-Control-Max-Age": "600",
+    }
+    return Response(status_code=204, headers=headers)
+
+
+async def logout(request: Request) -> Response:
+    bridge = _bridge(request)
+    _check_origin(request)
+    provider_name = request.session.get("p")
+    hint = request.session.get("h")
+    request.session.clear()
+    target = bridge.settings.url("/")
+    provider = bridge.providers.get(provider_name) if isinstance(provider_name, str) else None
+    if provider is not None:
+        url = await provider.logout_url(
+            id_token_hint=hint if isinstance(hint, str) else None, post_logout_redirect_uri=target
+        )
+        if url:
+            target = url
+    return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    bridge = _bridge(request)
+    results = await asyncio.gather(*(p.status() for p in bridge.providers.values()))
+    report = {
+        p.name: {"ready": s.ready, "detail": s.detail, **s.extra}
+        for p, s in zip(bridge.providers.values(), results, strict=True)
+    }
+    ready = all(s.ready for s in results)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "providers": report},
+        status_code=200 if ready else 503,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def metrics(request: Request) -> Response:
+    return Response(_bridge(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+# --- errors ------------------------------------------------------------------------
+
+
+def _wants_json(request: Request) -> bool:
+    return (
+        request.url.path in ("/auth", "/healthz", "/readyz")
+        or "application/json" in request.headers.get("accept", "").split(",")[0]
+    )
+
+
+async def bridge_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BridgeError)
+    bridge = _bridge(request)
+    bridge.metrics.errors.labels(exc.code).inc()
+    if exc.status >= 500 or isinstance(exc, IdpError | IdpTimeout | IdTokenInvalid):
+        log.warning("%s: %s", exc.code, exc.detail)
+    else:
+        log.info("%s: %s", exc.code, exc.detail)
+    if _wants_json(request):
+        return JSONResponse(
+            {"error": exc.code}, status_code=exc.status, headers={"Cache-Control": "no-store"}
+        )
+    return bridge.render("error.html", status=exc.status, code=exc.code, message=exc.public)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+    error = BridgeError(f"HTTP {exc.status_code} on {request.method} {request.url.path[:100]}")
+    error.code, error.status = code, exc.status_code
+    error.public = {
+        404: "There is no page here.",
+        405: "This page does not accept that kind of request.",
+    }.get(exc.status_code, "The request was not understood.")
+    response = await bridge_error(request, error)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error(
+        "internal_error on %s %s (%s)", request.method, request.url.path[:100], type(exc).__name__
+    )
+    return await bridge_error(request, BridgeError(type(exc).__name__))
+
+
+# --- the app -----------------------------------------------------------------------
+
+
+def _routes(bridge: Bridge) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/", index, methods=["GET", "HEAD"]),
+        Route("/login", chooser, methods=["GET"]),
+        Route("/login/{provider}", login, methods=["GET"]),
+        Route("/callback/{provider}", callback, methods=["GET"]),
+        Route("/auth", auth, methods=["POST"]),
+        Route("/auth", auth_preflight, methods=["OPTIONS"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    if bridge.dev_idp is not None:
+        routes.append(Mount(DEV_IDP_PATH, app=bridge.dev_idp))
+    return routes
+
+
+def create_app(
+    settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, warm_up: bool = True
+) -> Starlette:
+    """The ASGI app. ``transport`` lets tests route IdP calls in-process."""
+    bridge = Bridge(settings, transport)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(bridge.warm_up()) if warm_up else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await bridge.aclose()
+
+    middleware = [
+        Middleware(SecurityHeadersMiddleware, https=settings.server.is_https),
+        Middleware(
+            RequestContextMiddleware,
+            trusted_proxies=settings.server.trusted_proxies,
+            on_error=unexpected_error,
+        ),
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.session.secret.get_secret_value(),
+            session_cookie=settings.session.cookie_name,
+            max_age=settings.session.max_age,
+            same_site=settings.session.same_site,
+            https_only=settings.https_only,
+        ),
+    ]
+    app = Starlette(
+        routes=_routes(bridge),
+        middleware=middleware,
+        exception_handlers={
+            BridgeError: bridge_error,
+            HTTPException: http_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.bridge = bridge
+    return app
+
+
+__all__ = ["Bridge", "create_app", "safe_next"]
