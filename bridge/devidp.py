@@ -205,7 +205,6 @@ class _AuthorizationCode:
 class _AccessToken:
     """An issued bearer token, with just what BearerTokenValidator asks of it."""
 
-    client: _Client
     user: _DevUser
     scope: str
     expires_at: int
@@ -340,7 +339,6 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         self.store.add_token(
             token["access_token"],
             _AccessToken(
-                client=request.client,
                 user=request.user,
                 scope=token["scope"],
                 expires_at=_now() + int(token["expires_in"]),
@@ -400,8 +398,6 @@ class _CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
 class _S256Challenge(CodeChallenge):  # type: ignore[misc]
     """PKCE with S256 on every request; Authlib alone lets a missing challenge pass."""
-
-    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
 
     def validate_code_challenge(self, grant: _CodeGrant, redirect_uri: str) -> None:
         data = grant.request.payload.data
@@ -482,7 +478,11 @@ class _EndSession(EndSessionEndpoint):  # type: ignore[misc]
 
 
 def _user_claims(user: _DevUser, scope: str) -> UserInfo:
-    """The ID-token and userinfo claims the granted scopes allow."""
+    """The ID-token and userinfo claims: email and profile per scope, as IdPs do.
+
+    ``groups`` comes whenever some were typed, like a Keycloak group mapper on
+    the client, so the default ``openid email profile`` request still gets them.
+    """
     scopes = set(scope.split())
     claims = UserInfo(sub=user.sub)
     if "email" in scopes:
@@ -494,7 +494,7 @@ def _user_claims(user: _DevUser, scope: str) -> UserInfo:
         claims["given_name"] = given or family
         if given:
             claims["family_name"] = family
-    if "groups" in scopes and user.groups:
+    if user.groups:
         claims["groups"] = list(user.groups)
     return claims
 
@@ -551,7 +551,7 @@ class _DevIdP:
         self.server.register_grant(
             _CodeGrant, [_S256Challenge(required=True), _OpenIDCode(issuer, self.key, self.store)]
         )
-        pass
+        self.server.register_extension(_IssuerParameter(issuer))
         self.server.register_endpoint(
             _EndSession(KeySet([RSAKey.import_key(dict(self.public_jwk))]))
         )

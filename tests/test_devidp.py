@@ -10,7 +10,6 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,13 +22,13 @@ from starlette.testclient import TestClient
 
 from bridge import devidp
 from bridge.devidp import create_dev_idp
+from bridge.web import TEMPLATES_DIR
 
 ISSUER = "http://127.0.0.1:8000/dev-idp"
 CLIENT_ID = "tiledesk-bridge"
 CLIENT_SECRET = "dev-client-secret"
 REDIRECT_URI = "http://127.0.0.1:8000/callback/dev"
 POST_LOGOUT_URI = "http://127.0.0.1:8000/"
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 BANNER = "Development identity provider — for local testing only, signs in anyone"
 
 
@@ -41,7 +40,7 @@ def make_client() -> TestClient:
         client_secret=CLIENT_SECRET,
         redirect_uris=[REDIRECT_URI],
         post_logout_redirect_uris=[POST_LOGOUT_URI],
-        templates_dir=TEMPLATES,
+        templates_dir=TEMPLATES_DIR,
     )
     app = Starlette(routes=[Mount("/dev-idp", app=idp)])
     return TestClient(app, base_url="http://testserver", follow_redirects=False)
@@ -64,7 +63,7 @@ def authorization_params(challenge: str, **overrides: str | None) -> dict[str, s
         "response_type": "code",
         "client_id": CLIENT_ID,
         "redirect_uri": REDIRECT_URI,
-        "scope": "openid email profile groups",
+        "scope": "openid email profile",
         "state": secrets.token_urlsafe(16),
         "nonce": secrets.token_urlsafe(16),
         "code_challenge": challenge,
@@ -220,6 +219,22 @@ def test_groups_claim_is_absent_when_no_group_is_given(client: TestClient) -> No
     assert "groups" not in claims
     assert claims["given_name"] == "Ada"
     assert "family_name" not in claims
+
+
+def test_email_and_profile_claims_follow_the_scope_but_groups_always_come(
+    client: TestClient,
+) -> None:
+    token = tokens_for(client, scope="openid", groups="ops")
+
+    claims = verified_claims(client, token["id_token"])
+    info = client.get(
+        "/dev-idp/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"}
+    ).json()
+
+    assert token["scope"] == "openid"
+    assert not {"email", "email_verified", "name", "given_name", "family_name"} & set(claims)
+    assert claims["groups"] == info["groups"] == ["ops"]
+    assert info["sub"] == claims["sub"]
 
 
 def test_token_endpoint_accepts_client_secret_post(client: TestClient) -> None:
@@ -610,5 +625,5 @@ def test_refuses_an_issuer_that_is_not_a_loopback_url(issuer: str) -> None:
             client_secret=CLIENT_SECRET,
             redirect_uris=[REDIRECT_URI],
             post_logout_redirect_uris=[POST_LOGOUT_URI],
-            templates_dir=TEMPLATES,
+            templates_dir=TEMPLATES_DIR,
         )
