@@ -117,7 +117,7 @@ class FakeIdP:
         return self
 
     def authorize(self, location: str) -> tuple[str, str]:
-        """What the IdP does when the browser follows the bridge's redirect: returns (code, state)."""
+        """What the IdP does when the browser follows the redirect: returns (code, state)."""
         parts = urlsplit(location)
         assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{self.base}/authorize", location
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}

@@ -25,7 +25,12 @@ CLAIMS: dict[str, Any] = {
 
 
 def provider(**overrides: Any) -> ProviderSettings:
-    data: dict[str, Any] = {"preset": "generic", "issuer": "https://idp.test", "client_id": "c", "client_secret": "s"}
+    data: dict[str, Any] = {
+        "preset": "generic",
+        "issuer": "https://idp.test",
+        "client_id": "c",
+        "client_secret": "s",
+    }
     data.update(overrides)
     return ProviderSettings.model_validate(data)
 
@@ -57,7 +62,13 @@ def test_a_key_holding_dots_wins_over_a_nested_path() -> None:
 
 
 def test_default_mapping() -> None:
-    user = map_user(project_id=PROJECT, provider_name="acme", provider=provider(), issuer="https://idp.test", claims=CLAIMS)
+    user = map_user(
+        project_id=PROJECT,
+        provider_name="acme",
+        provider=provider(),
+        issuer="https://idp.test",
+        claims=CLAIMS,
+    )
     assert (user.firstname, user.lastname, user.email) == ("Ada", "Lovelace", "Ada@Acme.com")
     assert user.id == f"{PROJECT}_acme_248289761001"
     assert user.attributes == {"idp": "acme"}
@@ -65,7 +76,9 @@ def test_default_mapping() -> None:
 
 def test_firstname_falls_back_to_name() -> None:
     claims = {"sub": "1", "name": "Grace Hopper", "email": "g@x.test", "email_verified": True}
-    user = map_user(project_id=PROJECT, provider_name="acme", provider=provider(), issuer="i", claims=claims)
+    user = map_user(
+        project_id=PROJECT, provider_name="acme", provider=provider(), issuer="i", claims=claims
+    )
     assert user.firstname == "Grace Hopper"
     assert user.lastname == ""
 
@@ -75,17 +88,31 @@ def test_operator_mapping_with_attributes() -> None:
         claims={
             "firstname": "{given_name}",
             "lastname": ["surname", "family_name"],
-            "attributes": {"plan": "https://acme.com/plan", "unit": "org.unit.name", "groups": "groups", "none": "nope"},
+            "attributes": {
+                "plan": "https://acme.com/plan",
+                "unit": "org.unit.name",
+                "groups": "groups",
+                "none": "nope",
+            },
         }
     )
-    user = map_user(project_id=PROJECT, provider_name="acme", provider=conf, issuer="i", claims=CLAIMS)
-    assert user.attributes == {"plan": "gold", "unit": "Research", "groups": ["support", "staff"], "idp": "acme"}
+    user = map_user(
+        project_id=PROJECT, provider_name="acme", provider=conf, issuer="i", claims=CLAIMS
+    )
+    assert user.attributes == {
+        "plan": "gold",
+        "unit": "Research",
+        "groups": ["support", "staff"],
+        "idp": "acme",
+    }
 
 
 def test_oversized_attributes_are_dropped_not_fatal() -> None:
     claims = {**CLAIMS, "big": ["x" * 200] * 50}
     conf = provider(claims={"attributes": {"big": "big", "plan": "https://acme.com/plan"}})
-    user = map_user(project_id=PROJECT, provider_name="acme", provider=conf, issuer="i", claims=claims)
+    user = map_user(
+        project_id=PROJECT, provider_name="acme", provider=conf, issuer="i", claims=claims
+    )
     assert "big" not in user.attributes
     assert user.attributes["plan"] == "gold"
 
@@ -123,13 +150,21 @@ def test_hashed_ids_are_stable_and_distinct() -> None:
 def test_subject_claim_can_be_oid() -> None:
     conf = provider(subject_claim="oid")
     claims = {**CLAIMS, "oid": "00000000-0000-0000-0000-000000000001"}
-    user = map_user(project_id=PROJECT, provider_name="entra", provider=conf, issuer="i", claims=claims)
+    user = map_user(
+        project_id=PROJECT, provider_name="entra", provider=conf, issuer="i", claims=claims
+    )
     assert user.id == f"{PROJECT}_entra_00000000-0000-0000-0000-000000000001"
 
 
 def test_missing_subject_is_refused() -> None:
     with pytest.raises(ValueError, match="no 'sub'"):
-        map_user(project_id=PROJECT, provider_name="acme", provider=provider(), issuer="i", claims={"email": "x"})
+        map_user(
+            project_id=PROJECT,
+            provider_name="acme",
+            provider=provider(),
+            issuer="i",
+            claims={"email": "x"},
+        )
 
 
 @pytest.mark.parametrize(
@@ -162,7 +197,12 @@ def test_access_policy(access: dict[str, Any], claims: dict[str, Any], allowed: 
 
 def test_entra_preset_reads_email_verification_from_xms_edov() -> None:
     entra = ProviderSettings.model_validate(
-        {"preset": "entra", "tenant": "72f988bf-86f1-41af-91ab-2d7cd011db47", "client_id": "c", "client_secret": "s"}
+        {
+            "preset": "entra",
+            "tenant": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "client_id": "c",
+            "client_secret": "s",
+        }
     )
     claims = {"sub": "x", "email": "ada@acme.com"}
     assert not decide(entra, claims).allowed

@@ -65,9 +65,21 @@ def test_https_public_url_makes_cookies_secure_by_default() -> None:
         ("providers.acme.client_secret", None, "providers.acme.client_secret: required"),
         ("providers.acme.preset", "cognito", "providers.acme.preset: "),
         ("providers.acme.scopes", ["email"], "providers.acme.scopes: must include 'openid'"),
-        ("providers.acme.authorize_params", {"nonce": "x"}, "providers.acme.authorize_params: nonce"),
-        ("providers.generic.issuer", None, "providers.generic.issuer: required for the generic preset"),
-        ("providers.acme.access", {"email_domains": ["Acme.COM"]}, "providers.acme.access.email_domains: "),
+        (
+            "providers.acme.authorize_params",
+            {"nonce": "x"},
+            "providers.acme.authorize_params: nonce",
+        ),
+        (
+            "providers.generic.issuer",
+            None,
+            "providers.generic.issuer: required for the generic preset",
+        ),
+        (
+            "providers.acme.access",
+            {"email_domains": ["Acme.COM"]},
+            "providers.acme.access.email_domains: ",
+        ),
         ("providers.acme.claims", {"role": "admin"}, "providers.acme.claims.role: unknown key"),
     ],
 )
@@ -102,7 +114,9 @@ def test_env_and_file_secrets_are_resolved(tmp_path: Path, monkeypatch: pytest.M
     assert settings.tiledesk.secret.get_secret_value() == "from-a-file"
 
 
-def test_missing_env_and_file_are_one_line_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_env_and_file_are_one_line_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NOPE_NOT_SET", raising=False)
     data = base_settings()
     data["session"]["secret"] = "env:NOPE_NOT_SET"
@@ -138,7 +152,9 @@ def test_bad_toml_is_one_clear_line(tmp_path: Path) -> None:
 def test_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(tmp_path / "nope.toml")
-    assert caught.value.problems == [f"{tmp_path / 'nope.toml'}: cannot read the settings file: No such file or directory"]
+    assert caught.value.problems == [
+        f"{tmp_path / 'nope.toml'}: cannot read the settings file: No such file or directory"
+    ]
 
 
 def test_repo_settings_file_runs_the_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,11 @@ PROJECT = "64f0c0ffee00000000000001"
 SECRET = "0b1c6c52-41f7-4a8f-9d50-6a3c2f1a7e11"
 AUDIENCE = f"https://tiledesk.com/projects/{PROJECT}"
 USER = TiledeskUser(
-    id=f"{PROJECT}_acme_5f2c9a", firstname="Ada", lastname="Lovelace", email="ada@example.com", attributes={"idp": "acme"}
+    id=f"{PROJECT}_acme_5f2c9a",
+    firstname="Ada",
+    lastname="Lovelace",
+    email="ada@example.com",
+    attributes={"idp": "acme"},
 )
 
 
@@ -22,7 +26,11 @@ def test_minted_token_matches_tiledesk_reference_payload() -> None:
     header = jwt.get_unverified_header(minted.token[4:])
     assert header["alg"] == "HS256"
     payload = jwt.decode(
-        minted.token[4:], SECRET, algorithms=["HS256"], audience=AUDIENCE, options={"verify_exp": False}
+        minted.token[4:],
+        SECRET,
+        algorithms=["HS256"],
+        audience=AUDIENCE,
+        options={"verify_exp": False},
     )
     assert payload == {
         "_id": f"{PROJECT}_acme_5f2c9a",
@@ -43,7 +51,12 @@ def test_minted_token_matches_tiledesk_reference_payload() -> None:
 def test_token_does_not_verify_with_another_secret() -> None:
     minted = mint(USER, project_id=PROJECT, secret=SECRET, ttl=60)
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(minted.token[4:], "another-secret-of-enough-length-000", algorithms=["HS256"], audience=AUDIENCE)
+        jwt.decode(
+            minted.token[4:],
+            "another-secret-of-enough-length-000",
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+        )
 
 
 def test_empty_optional_fields_are_left_out_and_nothing_forbidden_appears() -> None:
@@ -53,7 +66,9 @@ def test_empty_optional_fields_are_left_out_and_nothing_forbidden_appears() -> N
 
 
 def test_attributes_cannot_smuggle_top_level_claims() -> None:
-    user = TiledeskUser(id=f"{PROJECT}_acme_x", attributes={"role": "owner", "sub": "x", "aud": "y"})
+    user = TiledeskUser(
+        id=f"{PROJECT}_acme_x", attributes={"role": "owner", "sub": "x", "aud": "y"}
+    )
     payload = build_payload(user, project_id=PROJECT, ttl=60, now=0)
     assert "role" not in payload
     assert payload["sub"] == "userexternal"
