@@ -32,8 +32,8 @@ run: install secrets
 	$(BIN)/tiledesk-bridge serve --settings settings.toml
 
 lint: install-test
-	$(BIN)/ruff check bridge tests
-	$(BIN)/ruff format --check bridge tests
+	$(BIN)/ruff check bridge tests bench
+	$(BIN)/ruff format --check bridge tests bench
 
 typecheck: install-test
 	$(BIN)/mypy
