@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-from bridge.settings import Settings, SettingsError, load_settings
+from bridge.settings import ProviderSettings, Settings, SettingsError, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Usage(Exception):
+    """Bad usage or settings: the lines are already printed, the exit status is 2."""
 
 
 def _load(path: str | None) -> Settings:
@@ -22,7 +27,7 @@ def _load(path: str | None) -> Settings:
     except SettingsError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
+        raise _Usage from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -35,6 +40,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings.server.log_format, settings.server.log_level)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    # uvicorn's own proxy_headers stays off: the app honours forwarded headers only from
+    # [server].trusted_proxies, and builds every URL from public_url, never from Host.
+    logging.getLogger("bridge").info(
+        "serving %s on %s:%s with %d worker(s)",
+        settings.server.public_url,
+        host,
+        port,
+        args.workers,
+    )
     if args.workers > 1:
         # Each worker builds its own app from the same file.
         import os
@@ -80,7 +94,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _read_claims(value: str) -> dict[str, Any]:
     text = value
-    if not value.lstrip().startswith("{"):
+    if not value.lstrip().startswith(("{", "[")):
         path = Path(value)
         try:
             text = sys.stdin.read() if value == "-" else path.read_text(encoding="utf-8")
@@ -93,6 +107,31 @@ def _read_claims(value: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("the claims must be a JSON object")
     return data
+
+
+def _policy_explained(provider: ProviderSettings, claims: dict[str, Any]) -> list[str]:
+    """The rules of [providers.NAME.access] that applied to these claims, one line each."""
+    from bridge import identity
+
+    access = provider.access
+    email = identity.resolve(claims, provider.claims.email) if provider.claims.email else None
+    lines = []
+    if email and identity.requires_verified_email(provider):
+        lines.append(f"email verified: {identity.email_verified_claim(provider)} is true")
+    elif email:
+        lines.append("email verification not required (require_email_verified = false)")
+    if access.email_domains:
+        lines.append(f"email domain of {email} is in email_domains")
+    if access.hosted_domain is not None:
+        lines.append(f"hd claim is {access.hosted_domain}")
+    if access.allowed_groups:
+        value = identity.claim_value(claims, access.groups_claim)
+        groups = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        shared = sorted(set(map(str, groups)) & set(access.allowed_groups))
+        lines.append(f"{access.groups_claim} holds {', '.join(shared)} from allowed_groups")
+    if not lines:
+        lines.append("no access rule is configured: every verified sign-in is allowed")
+    return lines
 
 
 def cmd_mint(args: argparse.Namespace) -> int:
@@ -112,21 +151,29 @@ def cmd_mint(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--claims: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    issuer = settings.issuer(args.provider)
+    print(f"provider: {args.provider} (preset {provider.preset}, issuer {issuer})")
     decision = identity.decide(provider, claims)
-    print(f"access: {'allowed' if decision.allowed else 'refused'} ({decision.reason})")
     if not decision.allowed:
+        print(f"access: refused: {decision.reason}")
         return EXIT_FAILED
+    print("access: allowed")
+    for line in _policy_explained(provider, claims):
+        print(f"  {line}")
     try:
         user = identity.map_user(
             project_id=settings.tiledesk.project_id,
             provider_name=args.provider,
             provider=provider,
-            issuer=settings.issuer(args.provider),
+            issuer=issuer,
             claims=claims,
         )
     except ValueError as exc:
-        print(f"mapping: {exc}", file=sys.stderr)
+        print(f"mapping: refused: {exc}")
         return EXIT_FAILED
+    subject = identity.subject_of(provider, claims)
+    how = "" if user.id.endswith(f"_{subject}") else " (a digest: the subject is not id-safe)"
+    print(f"user id: from {provider.subject_claim} = {subject!r}{how}")
     minted = tiledesk.mint(
         user,
         project_id=settings.tiledesk.project_id,
@@ -192,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "workers", 1) < 1:
         print("--workers: must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except _Usage:
+        return EXIT_USAGE
     return result
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -27,6 +28,21 @@ NOISY_LOGGERS = (
     "authlib.oidc.core.grants.implicit",
     "authlib.oidc.core.grants.hybrid",
 )
+
+
+#: Libraries whose INFO lines repeat every HTTP call; the metrics time those calls instead.
+CHATTY_LOGGERS = ("httpx", "httpcore")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _one_line(text: str) -> str:
+    """No forged log lines: control characters (an IdP's text can carry them) are escaped."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _field(value: Any) -> str:
+    text = _one_line(str(value))
+    return json.dumps(text) if not text or any(c in text for c in ' "=') else text
 
 
 class DropDebug(logging.Filter):
@@ -65,10 +81,10 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if not hasattr(record, "request_id"):
             record.request_id = request_id.get()
-        line = super().format(record)
+        line = _one_line(super().format(record))
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+            line += " " + " ".join(f"{k}={_field(v)}" for k, v in fields.items())
         return line
 
     def formatException(self, ei: Any) -> str:
@@ -91,3 +107,5 @@ def setup_logging(fmt: str = "text", level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     silence_secret_loggers()
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -15,7 +15,6 @@ import hmac
 import logging
 import secrets
 import time
-import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,12 +22,8 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 from authlib.common.security import generate_token
-from authlib.deprecate import AuthlibDeprecationWarning
 from authlib.integrations.base_client import OAuthError
-
-# The stack is httpx (what respx mocks); Authlib 1.9 nags about httpx2 on import.
-warnings.filterwarnings("ignore", "The httpx module is deprecated", AuthlibDeprecationWarning)
-from authlib.integrations.httpx_client import AsyncOAuth2Client  # noqa: E402
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oidc.core import CodeIDToken
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -189,6 +184,17 @@ def _public_only(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in private}
 
 
+def authorize_params(settings: ProviderSettings) -> dict[str, str]:
+    """Extra authorize parameters: the preset's hints, then the operator's ``authorize_params``.
+
+    Google's ``hd`` only narrows the account chooser; the ``hd`` claim is still checked.
+    """
+    params: dict[str, str] = {}
+    if settings.preset == "google" and settings.access.hosted_domain:
+        params["hd"] = settings.access.hosted_domain
+    return {**params, **settings.authorize_params}
+
+
 class Provider:
     """One configured IdP: its metadata, its keys, and the calls of the code flow."""
 
@@ -272,6 +278,10 @@ class Provider:
             raise IdpError(f"{self.name}: the {endpoint} answer is not JSON") from None
 
     # --- metadata and keys ---------------------------------------------------
+
+    async def discovery_document(self) -> Any:
+        """The discovery document as fetched, unparsed: for ``check --online``'s report."""
+        return await self._get_json("discovery", discovery_url(self.issuer))
 
     async def metadata(self) -> Metadata:
         """Discovery, lazily loaded and refreshed daily; a stale copy serves if a refresh fails."""
@@ -363,7 +373,7 @@ class Provider:
             state=state,
             code_verifier=verifier,
             nonce=nonce,
-            **self.settings.authorize_params,
+            **authorize_params(self.settings),
         )
         return LoginStart(url=url, state=state, nonce=nonce, verifier=verifier)
 
@@ -397,17 +407,8 @@ class Provider:
         try:
             token = await self._call("token", call)
         except OAuthError as exc:
-            hint = {
-                "invalid_client": "check client_id and client_secret",
-                "unauthorized_client": "check client_id and client_secret",
-                "invalid_grant": (
-                    "the code was refused: already used, expired, or the redirect URI "
-                    f"registered at the IdP is not exactly {self.redirect_uri}"
-                ),
-            }.get(str(exc.error), "see the IdP's logs")
-            raise IdpError(
-                f"{self.name}: the token endpoint refused: {exc.error}: {hint}"
-            ) from None
+            hint = self._token_error_hint(str(exc.error), exc.description)
+            raise IdpError(f"{self.name}: the token endpoint refused: {hint}") from None
         except ValueError:
             raise IdpError(f"{self.name}: the token endpoint's answer is not JSON") from None
         if not isinstance(token.get("id_token"), str):
@@ -419,6 +420,37 @@ class Provider:
         ):
             raise IdpError(f"{self.name}: the token response has no bearer access_token")
         return token
+
+    def _token_error_hint(self, error: str, description: str | None) -> str:
+        """The token endpoint's error (RFC 6749 5.2) and what the operator should fix."""
+        said = "".join(c for c in description or "" if c.isprintable())[:200]
+        error = "".join(c for c in error if c.isprintable())[:64]
+        text = error + (f" ({said})" if said else "")
+        client = f"client {self.client_id!r}"
+        if error == "redirect_uri_mismatch" or (
+            error in ("invalid_grant", "invalid_request") and "redirect" in said.lower()
+        ):
+            return (
+                f"{text}: register exactly {self.redirect_uri} as a redirect URI of {client} "
+                "at the IdP (the bridge derives it from server.public_url)"
+            )
+        if error == "invalid_client":
+            return (
+                f"{text}: the IdP does not accept {client} with the configured secret: fix "
+                f"providers.{self.name}.client_id or client_secret (an expired or rotated "
+                "secret looks the same)"
+            )
+        if error == "unauthorized_client":
+            return (
+                f"{text}: {client} may not use the authorization code grant: enable it at "
+                "the IdP (Keycloak: Standard flow; Okta, Auth0: grant type Authorization Code)"
+            )
+        if error == "invalid_grant":
+            return (
+                f"{text}: the code was refused: already used, expired, or the redirect URI "
+                f"registered at the IdP is not exactly {self.redirect_uri}"
+            )
+        return f"{text}: see the IdP's logs"
 
     async def verify_id_token(
         self, id_token: str, *, nonce: str, access_token: str | None

@@ -267,10 +267,11 @@ async def callback(request: Request) -> Response:
     try:
         response = await _complete_login(request, bridge, provider)
     except BridgeError as exc:
-        bridge.metrics.logins.labels(provider.name, exc.code).inc()
+        bridge.metrics.login(provider.name, exc.code)
         _log_login(provider.name, exc.code, started, exc.detail)
+        request.state.logged_error = exc
         raise
-    bridge.metrics.logins.labels(provider.name, "ok").inc()
+    bridge.metrics.login(provider.name, "ok")
     _log_login(provider.name, "ok", started)
     return response
 
@@ -412,8 +413,10 @@ def _wants_json(request: Request) -> bool:
 async def bridge_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BridgeError)
     bridge = _bridge(request)
-    bridge.metrics.errors.labels(exc.code).inc()
-    if exc.status >= 500 or isinstance(exc, IdpError | IdpTimeout | IdTokenInvalid):
+    bridge.metrics.error(exc.code)
+    if getattr(request.state, "logged_error", None) is exc:
+        pass  # the login line already told the operator
+    elif exc.status >= 500 or isinstance(exc, IdpError | IdpTimeout | IdTokenInvalid):
         log.warning("%s: %s", exc.code, exc.detail)
     else:
         log.info("%s: %s", exc.code, exc.detail)
@@ -511,6 +514,8 @@ def create_app(
         },
         lifespan=lifespan,
     )
+    # A slash redirect would be built from the Host header; every URL comes from public_url.
+    app.router.redirect_slashes = False
     app.state.bridge = bridge
     return app
 
