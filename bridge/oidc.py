@@ -242,11 +242,16 @@ class Provider:
     # --- HTTP --------------------------------------------------------------
 
     async def _call(self, endpoint: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Every IdP call: timed, and its failures mapped to idp_timeout / idp_error."""
+        """Every IdP call: timed, and its failures mapped to idp_timeout / idp_error.
+
+        httpx's timeouts bound each read, not the call: an IdP trickling its answer
+        would hold a login forever, so the whole call gets one deadline.
+        """
         started = time.perf_counter()
         try:
-            return await call()
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self.settings.timeout):
+                return await call()
+        except (httpx.TimeoutException, TimeoutError):
             raise IdpTimeout(
                 f"{self.name}: the {endpoint} call timed out after {self.settings.timeout}s"
             ) from None
@@ -329,8 +334,11 @@ class Provider:
 
     async def keys(self) -> KeySet:
         """The IdP's keys, refreshed hourly; cached keys keep working while the JWKS is down."""
-        cached = self._jwks
-        if cached.value is not None and self._clock() - cached.fetched_at < JWKS_TTL:
+        cached, now = self._jwks, self._clock()
+        # While a refresh keeps failing, serve the cached keys without asking again each time.
+        if cached.value is not None and (
+            now - cached.fetched_at < JWKS_TTL or now - cached.failed_at < RETRY_AFTER_FAILURE
+        ):
             return cached.value  # type: ignore[no-any-return]
         try:
             return await self._load_keys("expired" if cached.value is not None else "initial")

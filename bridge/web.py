@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import certifi
 import httpx
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -55,6 +58,12 @@ MAX_NEXT = 512
 MAX_CALLBACK_PARAMS = 20
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verified TLS context per process: loading the CA bundle costs ~50 ms each time."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class Bridge:
     """Everything the routes share: settings, providers, templates, metrics."""
 
@@ -63,7 +72,7 @@ class Bridge:
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.transport = transport or httpx.AsyncHTTPTransport(retries=0)
+        self.transport = transport or httpx.AsyncHTTPTransport(retries=0, verify=_tls_context())
         self.used_states = sessions.UsedStates()
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES_DIR),

@@ -72,6 +72,9 @@ class FakeIdP:
     forge: Any = None
     userinfo_overrides: dict[str, Any] | None = None
     token_response_overrides: dict[str, Any] = field(default_factory=dict)
+    #: Make a route misbehave: route name -> an httpx.Response to answer, an exception
+    #: class to raise (``httpx.ReadTimeout``), or a callable ``(request) -> Response``.
+    faults: dict[str, Any] = field(default_factory=dict)
     grants: dict[str, Grant] = field(default_factory=dict)
     access_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: dict[str, respx.Route] = field(default_factory=dict)
@@ -105,16 +108,33 @@ class FakeIdP:
     def install(self, router: respx.MockRouter) -> FakeIdP:
         well_known = f"{self.base}/.well-known/openid-configuration"
         self.routes["discovery"] = router.get(well_known).mock(
-            side_effect=lambda r: httpx.Response(200, json=self.discovery())
+            side_effect=self._faulty(
+                "discovery", lambda r: httpx.Response(200, json=self.discovery())
+            )
         )
         self.routes["jwks"] = router.get(f"{self.base}/jwks").mock(
-            side_effect=lambda r: httpx.Response(200, json=self.jwks())
+            side_effect=self._faulty("jwks", lambda r: httpx.Response(200, json=self.jwks()))
         )
-        self.routes["token"] = router.post(f"{self.base}/token").mock(side_effect=self._token)
+        self.routes["token"] = router.post(f"{self.base}/token").mock(
+            side_effect=self._faulty("token", self._token)
+        )
         self.routes["userinfo"] = router.get(f"{self.base}/userinfo").mock(
-            side_effect=self._userinfo
+            side_effect=self._faulty("userinfo", self._userinfo)
         )
         return self
+
+    def _faulty(self, name: str, handler: Any) -> Any:
+        def serve(request: httpx.Request) -> httpx.Response:
+            fault = self.faults.get(name)
+            if fault is None:
+                return handler(request)  # type: ignore[no-any-return]
+            if isinstance(fault, type) and issubclass(fault, Exception):
+                raise fault(f"fault injected on {name}", request=request)  # type: ignore[call-arg]
+            if isinstance(fault, httpx.Response):
+                return fault
+            return fault(request)  # type: ignore[no-any-return]
+
+        return serve
 
     def authorize(self, location: str) -> tuple[str, str]:
         """What the IdP does when the browser follows the redirect: returns (code, state)."""
@@ -210,6 +230,18 @@ def sign(claims: dict[str, Any], header: dict[str, Any], key: Any) -> str:
 
     registry = JWSRegistry(algorithms=[header["alg"]], strict_check_header=False)
     return jwt.encode(header, claims, key, registry=registry)
+
+
+def raw_sign(claims: dict[str, Any], header: dict[str, Any], key: Any) -> str:
+    """Sign without any header check (joserfc refuses to even write a ``crit`` it doesn't know)."""
+    from joserfc.jws import JWSRegistry
+
+    def part(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    signing_input = part(json.dumps(header).encode()) + b"." + part(json.dumps(claims).encode())
+    signature = JWSRegistry.algorithms[header["alg"]].sign(signing_input, key)
+    return (signing_input + b"." + part(signature)).decode()
 
 
 def unsigned(claims: dict[str, Any], header: dict[str, Any]) -> str:

@@ -1,0 +1,100 @@
+"""Issue 3, "Hold the door": every bad answer an IdP or a browser can send is refused.
+
+Shared assertions: a refusal is the contract's HTML error page with its status
+and code, and leaves no session behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import copy
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import itsdangerous
+from starlette.testclient import TestClient
+
+from bridge.settings import parse_settings
+from bridge.web import create_app
+from tests.conftest import PUBLIC_URL, SESSION_SECRET, auth
+from tests.idp import FakeIdP
+
+ERROR_CODE = re.compile(r'<code id="error-code">([^<]*)</code>')
+SESSION_MAX_AGE = 8 * 3600  # [session] max_age's default
+
+
+def error_code(response: httpx.Response) -> str | None:
+    match = ERROR_CODE.search(response.text)
+    return match.group(1) if match else None
+
+
+def session_of(client: TestClient) -> dict[str, Any]:
+    """The session cookie's content, or {} when there is none (or it is not ours, or expired)."""
+    raw = client.cookies.get("bridge_session")
+    if not raw:
+        return {}
+    try:
+        signer = itsdangerous.TimestampSigner(SESSION_SECRET)
+        data = signer.unsign(raw.encode(), max_age=SESSION_MAX_AGE)
+        return json.loads(base64.b64decode(data))  # type: ignore[no-any-return]
+    except (itsdangerous.BadSignature, binascii.Error, ValueError):
+        return {}
+
+
+def assert_refused(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, (response.status_code, response.text[:400])
+    assert response.headers["content-type"].startswith("text/html")
+    assert error_code(response) == code, response.text[:400]
+    assert "location" not in response.headers
+
+
+def assert_no_session(client: TestClient) -> None:
+    answer = auth(client)
+    assert answer.status_code == 401, answer.text
+    assert answer.json() == {"error": "not_signed_in"}
+    assert "u" not in session_of(client)
+
+
+def assert_id_token_rejected(response: httpx.Response, client: TestClient, idp: FakeIdP) -> None:
+    """401 id_token_invalid, no session, and the userinfo endpoint never asked."""
+    assert_refused(response, 401, "id_token_invalid")
+    assert_no_session(client)
+    assert idp.routes["userinfo"].called is False
+
+
+def assert_signed_in(response: httpx.Response, client: TestClient) -> dict[str, Any]:
+    assert response.status_code == 303, (response.status_code, response.text[:400])
+    assert response.headers["location"].startswith(f"{PUBLIC_URL}/")
+    answer = auth(client)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def case(name: str) -> Iterator[None]:
+    """Label a failure inside a loop over cases with the case it belongs to."""
+    try:
+        yield
+    except AssertionError as exc:
+        raise AssertionError(f"case {name!r}: {exc}") from exc
+
+
+def set_session_cookie(client: TestClient, value: str) -> None:
+    """Replace the browser's session cookie, as the bridge's own Set-Cookie would."""
+    client.cookies.clear()
+    client.cookies.set("bridge_session", value, domain="127.0.0.1", path="/")
+
+
+@contextlib.contextmanager
+def app_client(settings_data: dict[str, Any], *, warm_up: bool = False) -> Iterator[TestClient]:
+    """A client on an app built from edited settings (the ``idps`` fixture must be active)."""
+    settings = parse_settings(copy.deepcopy(settings_data))
+    base_url = settings.server.public_url
+    app = create_app(settings, warm_up=warm_up)
+    with TestClient(app, base_url=base_url, follow_redirects=False) as client:
+        yield client
