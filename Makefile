@@ -38,13 +38,19 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-unit: install-test
+unit: install-test e2e-deps
 	$(BIN)/python -m pytest -q
 
 test: install-test secrets e2e-deps lint typecheck unit
 
-e2e-deps:
-	@true
+E2E_OP := tests/e2e/op
+
+# The OpenID Provider for the browser tests: reinstalled only when its lock changes.
+$(E2E_OP)/node_modules/.stamp: $(E2E_OP)/package-lock.json
+	cd $(E2E_OP) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+e2e-deps: $(E2E_OP)/node_modules/.stamp
 
 bench: install-test
 	$(BIN)/python bench/bench.py

@@ -173,14 +173,18 @@ def _check_origin(request: Request) -> str | None:
     """
     settings = _bridge(request).settings
     origin = request.headers.get("origin")
+    fetch_site = request.headers.get("sec-fetch-site")
     if origin is not None:
         origin = origin.lower()
         if origin == settings.server.origin:
             return None
+        # Under Referrer-Policy: no-referrer a browser's own form POST says "Origin: null";
+        # Sec-Fetch-Site, which no page can forge, tells it came from this site.
+        if origin == "null" and fetch_site == "same-origin":
+            return None
         if origin in settings.server.allowed_origins:
             return origin
         raise CrossSiteRefused(f"refused a {request.url.path} call from origin {origin[:100]!r}")
-    fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site not in (None, "same-origin", "none"):
         raise CrossSiteRefused(
             f"refused a {request.url.path} call with Sec-Fetch-Site {fetch_site[:20]!r}"
@@ -217,6 +221,9 @@ async def index(request: Request) -> Response:
     bridge = _bridge(request)
     settings = bridge.settings
     user = sessions.signed_in_user(request.session)
+    provider = bridge.providers.get(str(request.session.get("p", "")))
+    # The demo shows the token it handed over; a real IdP's users never see it.
+    show_token = user is not None and provider is not None and provider.settings.preset == "dev"
     widget_settings = {
         **settings.tiledesk.widget,
         "projectid": settings.tiledesk.project_id,
@@ -227,12 +234,11 @@ async def index(request: Request) -> Response:
         "authUrl": "/auth",
         "widgetUrl": settings.tiledesk.widget_url,
         "tiledeskSettings": widget_settings,
-        "showToken": settings.has_dev_provider,
     }
     response = bridge.render(
         "index.html",
         user=user,
-        show_token=settings.has_dev_provider,
+        show_token=show_token,
         config_json=json.dumps(config).replace("</", "<\\/"),
     )
     # The widget builds its iframe from inline markup, so this page cannot forbid scripts.

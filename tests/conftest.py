@@ -121,3 +121,9 @@ def login(
 
 def auth(client: TestClient) -> httpx.Response:
     return client.post("/auth", headers={"Origin": PUBLIC_URL})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser suite last: Playwright's sync API keeps an event loop running on the
+    main thread for the whole session, and tests that call asyncio.run() cannot share it."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

@@ -260,3 +260,24 @@ def test_demo_flow_through_the_dev_idp(demo: TestClient) -> None:
 
 def test_dev_idp_is_not_mounted_without_a_dev_provider(client: TestClient) -> None:
     assert client.get("/dev-idp/.well-known/openid-configuration").status_code == 404
+
+
+def test_own_form_post_under_no_referrer_is_accepted(client: TestClient, idp: FakeIdP) -> None:
+    # Chromium sends "Origin: null" for a same-origin form POST under Referrer-Policy: no-referrer.
+    login(client, idp)
+    response = client.post("/logout", headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})
+    assert response.status_code == 303
+    assert auth(client).status_code == 401
+
+
+def test_null_origin_from_elsewhere_is_refused(client: TestClient, idp: FakeIdP) -> None:
+    login(client, idp)
+    for fetch_site in (None, "cross-site", "same-site"):
+        headers = {"Origin": "null", **({"Sec-Fetch-Site": fetch_site} if fetch_site else {})}
+        assert client.post("/logout", headers=headers).status_code == 403
+    assert auth(client).status_code == 200
+
+
+def test_token_demo_panel_only_for_dev_sessions(client: TestClient, idp: FakeIdP) -> None:
+    login(client, idp)
+    assert 'id="token-details"' not in client.get("/").text

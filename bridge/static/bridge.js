@@ -46,6 +46,17 @@
     signIn();
   }
 
+  // A call queued before the widget starts loses its return value, and with it the
+  // refusal of a stale token; so sign in through the widget's own object once it exists
+  // (the queue runs onBeforeInit callbacks right after the widget's methods are there).
+  function whenWidgetReady(fn) {
+    if (window.tiledesk && typeof window.tiledesk.signInWithCustomToken === "function") {
+      fn();
+    } else {
+      window.Tiledesk("onBeforeInit", fn);
+    }
+  }
+
   function signIn() {
     status("Connecting the chat…");
     fetch(config.authUrl, {
@@ -63,12 +74,13 @@
       if (!body) return;
       sentToken = body.token;
       showPayload(body.token);
-      var result = window.Tiledesk("signInWithCustomToken", body.token);
-      if (result && typeof result.then === "function") {
-        result.then(function () { status("Chat connected."); }, function () { retry("token refused"); });
-      } else {
-        status("Chat connecting…");
-      }
+      status("Chat connecting…");
+      whenWidgetReady(function () {
+        var result = window.tiledesk.signInWithCustomToken(body.token);
+        if (result && typeof result.then === "function") {
+          result.then(function () { status("Chat connected."); }, function () { retry("token refused"); });
+        }
+      });
     }).catch(function () {
       retry("no token");
     });
@@ -107,5 +119,11 @@
     });
   }
 
-  if (config.signedIn) signIn();
+  if (config.signedIn) {
+    signIn();
+  } else {
+    // Whoever used this browser before may have left a chat identity behind (a logout
+    // queued before the widget started is lost with the page): clear it.
+    window.Tiledesk("logout");
+  }
 })();
