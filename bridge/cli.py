@@ -37,6 +37,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bridge.web import create_app
 
     settings = _load(args.settings)
+    if args.workers > 1 and settings.has_dev_provider:
+        print(
+            "--workers: the dev IdP keeps its codes and keys in one process: "
+            "serve it with one worker",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     setup_logging(settings.server.log_format, settings.server.log_level)
     host = args.host or settings.server.host
     port = args.port or settings.server.port

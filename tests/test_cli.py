@@ -301,6 +301,22 @@ def test_serve_with_workers_points_each_worker_at_the_same_file(
     assert os.environ["BRIDGE_SETTINGS"] == str(settings_file.resolve())
 
 
+def test_serve_refuses_several_workers_with_the_dev_idp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Any] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append(app))
+    (tmp_path / ".secrets").mkdir()
+    (tmp_path / ".secrets" / "session_secret").write_text("s" * 48)
+    (tmp_path / ".secrets" / "tiledesk_secret").write_text("0b1c6c52-41f7-4a8f-9d50-6a3c2f1a7e11")
+    demo = tmp_path / "settings.toml"
+    demo.write_text((Path(__file__).resolve().parent.parent / "settings.toml").read_text())
+    status, _, err = run(capsys, "serve", "--settings", str(demo), "--workers", "2")
+    assert status == 2
+    assert "one worker" in err
+    assert calls == []
+
+
 def test_serve_with_bad_settings_exits_2(
     settings_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
