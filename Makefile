@@ -24,9 +24,9 @@ install-test: $(VENV)/.stamp-test
 
 # The demo's secrets are made once on this machine, never committed.
 secrets:
-	@umask 077 && mkdir -p $(SECRETS) && chmod 700 $(SECRETS)
-	@umask 077 && test -s $(SECRETS)/session_secret || (umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > $(SECRETS)/session_secret)
-	@umask 077 && test -s $(SECRETS)/tiledesk_secret || (umask 077 && $(BIN)/python -c "import uuid; print(uuid.uuid4())" > $(SECRETS)/tiledesk_secret)
+	@umask 077; mkdir -p $(SECRETS); \
+	test -s $(SECRETS)/session_secret || $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(48))" > $(SECRETS)/session_secret; \
+	test -s $(SECRETS)/tiledesk_secret || $(BIN)/python -c "import uuid; print(uuid.uuid4())" > $(SECRETS)/tiledesk_secret
 
 run: install secrets
 	$(BIN)/tiledesk-bridge serve --settings settings.toml
