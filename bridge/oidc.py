@@ -140,12 +140,6 @@ class LoginStart:
     verifier: str
 
 
-@dataclass(frozen=True)
-class VerifiedLogin:
-    claims: dict[str, Any]
-    id_token: str
-
-
 @dataclass
 class ProviderStatus:
     ready: bool

@@ -181,17 +181,10 @@ class TiledeskSettings(_Model):
 class ClaimsSettings(_Model):
     """How each Tiledesk field is made from the verified claims."""
 
-    firstname: ClaimSpec = ("given_name", "name")  # type: ignore[assignment]
+    firstname: ClaimSpec = Field(default_factory=lambda: ["given_name", "name"])
     lastname: ClaimSpec = "family_name"
     email: ClaimSpec = "email"
     attributes: dict[str, ClaimSpec] = Field(default_factory=dict)
-
-    @field_validator("firstname", "lastname", "email", mode="before")
-    @classmethod
-    def _spec(cls, value: Any) -> Any:
-        if isinstance(value, tuple):
-            return list(value)
-        return value
 
     @field_validator("attributes")
     @classmethod
