@@ -76,13 +76,13 @@ async def _run(
     settings: Settings, transport: httpx.AsyncBaseTransport | None, report: Report
 ) -> None:
     # Imported here: the app's module is only needed once the checks go online.
-    from bridge.web import Bridge
+    from bridge.web import Bridge, outbound_transport
 
     bridge = Bridge(settings, transport)
     try:
         for provider in bridge.providers.values():
             await check_provider(provider, report)
-        await check_tiledesk(settings, transport, report)
+        await check_tiledesk(settings, transport or outbound_transport(settings), report)
     finally:
         await bridge.aclose()
 

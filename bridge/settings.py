@@ -96,11 +96,29 @@ class ServerSettings(_Model):
     trusted_proxies: tuple[str, ...] = ()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: Where calls to the IdPs and Tiledesk go through, for networks without direct egress.
+    outbound_proxy: str | None = None
 
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
         return _check_http_url(value).rstrip("/")
+
+    @field_validator("outbound_proxy")
+    @classmethod
+    def _outbound_proxy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+        ):
+            raise ValueError(
+                f"must be a proxy URL like 'http://proxy.acme.com:3128', got {value!r}"
+            )
+        return value
 
     @field_validator("allowed_origins")
     @classmethod

@@ -64,6 +64,13 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+def outbound_transport(settings: Settings) -> httpx.AsyncHTTPTransport:
+    """The one pooled transport every IdP and Tiledesk call goes through."""
+    return httpx.AsyncHTTPTransport(
+        retries=0, verify=_tls_context(), proxy=settings.server.outbound_proxy
+    )
+
+
 class Bridge:
     """Everything the routes share: settings, providers, templates, metrics."""
 
@@ -72,7 +79,7 @@ class Bridge:
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.transport = transport or httpx.AsyncHTTPTransport(retries=0, verify=_tls_context())
+        self.transport = transport or outbound_transport(settings)
         self.used_states = sessions.UsedStates()
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES_DIR),
