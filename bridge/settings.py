@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -46,6 +46,7 @@ FORBIDDEN_AUTHORIZE_PARAMS = frozenset(
 )
 
 ClaimSpec = str | list[str]
+V = TypeVar("V")
 
 
 class SettingsError(Exception):
@@ -75,6 +76,14 @@ def _check_http_url(value: str, *, allow_path: bool = True) -> str:
         raise ValueError("must not carry credentials")
     if not allow_path and parts.path not in ("", "/"):
         raise ValueError("must be an origin (scheme://host[:port]) without a path")
+    return value
+
+
+def _refuse_bridge_keys(value: dict[str, V], keys: frozenset[str]) -> dict[str, V]:
+    """Keys the bridge itself sets (widget settings, authorize parameters) stay its own."""
+    taken = sorted(keys & value.keys())
+    if taken:
+        raise ValueError(f"{', '.join(taken)} is set by the bridge and cannot be overridden")
     return value
 
 
@@ -186,10 +195,7 @@ class TiledeskSettings(_Model):
     @field_validator("widget")
     @classmethod
     def _widget(cls, value: dict[str, Any]) -> dict[str, Any]:
-        reserved = sorted(RESERVED_WIDGET_KEYS & value.keys())
-        if reserved:
-            raise ValueError(f"{', '.join(reserved)} is set by the bridge and cannot be overridden")
-        return value
+        return _refuse_bridge_keys(value, RESERVED_WIDGET_KEYS)
 
     @property
     def audience(self) -> str:
@@ -260,10 +266,7 @@ class ProviderSettings(_Model):
     @field_validator("authorize_params")
     @classmethod
     def _authorize_params(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = sorted(FORBIDDEN_AUTHORIZE_PARAMS & value.keys())
-        if bad:
-            raise ValueError(f"{', '.join(bad)} is set by the bridge and cannot be overridden")
-        return value
+        return _refuse_bridge_keys(value, FORBIDDEN_AUTHORIZE_PARAMS)
 
     @model_validator(mode="after")
     def _preset(self) -> ProviderSettings:
