@@ -8,6 +8,7 @@ never the IdP's access or refresh token.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import secrets
 import time
@@ -31,6 +32,11 @@ class Flow:
     verifier: str
     next: str
     created: float
+    #: For a sign-in started on an embedding site: the page of that site it ends on,
+    #: "popup" or "redirect", and the site script's PKCE-style challenge.
+    return_to: str | None = None
+    mode: str | None = None
+    challenge: str | None = None
 
 
 def add_flow(session: dict[str, Any], state: str, flow: Flow) -> None:
@@ -50,6 +56,8 @@ def add_flow(session: dict[str, Any], state: str, flow: Flow) -> None:
         "x": flow.next,
         "t": flow.created,
     }
+    if flow.return_to is not None:
+        flows[state].update(r=flow.return_to, m=flow.mode, c=flow.challenge)
     session["flows"] = flows
 
 
@@ -62,6 +70,10 @@ def pop_flow(session: dict[str, Any], state: str) -> Flow | None:
     session["flows"] = flows
     try:
         flow = Flow(str(raw["p"]), str(raw["n"]), str(raw["v"]), str(raw["x"]), float(raw["t"]))
+        if "r" in raw:
+            flow = dataclasses.replace(
+                flow, return_to=str(raw["r"]), mode=str(raw["m"]), challenge=str(raw["c"])
+            )
     except (KeyError, TypeError, ValueError):
         return None
     if time.time() - flow.created > FLOW_TTL:

@@ -45,6 +45,9 @@ FORBIDDEN_AUTHORIZE_PARAMS = frozenset(
     }
 )
 
+#: The key a cross-field check names at the start of its message: `client_id`, `sites."https://a".x`.
+SUB_KEY = re.compile(r'[a-z_.]+(?:"[^"]*"[a-z_.]*)*')
+
 ClaimSpec = str | list[str]
 V = TypeVar("V")
 
@@ -97,11 +100,50 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def canonical_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` as a browser writes it in ``Origin``, or None if it is not one."""
+    if value != value.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return None
+    if "\\" in value or "@" in value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.path or parts.query or parts.fragment or value.endswith(("?", "#")):
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + ("" if port in (None, default) else f":{port}")
+
+
+class SiteSettings(_Model):
+    """A website that may embed the chat with ``/embed.js`` (keyed by its exact origin)."""
+
+    #: The providers its visitors are offered; every configured one when unset.
+    providers: tuple[str, ...] | None = None
+    #: "required": no chat until signed in; "offered": anonymous chat until the visitor signs in.
+    sign_in: Literal["required", "offered"] = "required"
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise ValueError("list at least one provider, or leave the key out to offer them all")
+        return value
+
+
 class ServerSettings(_Model):
     public_url: str
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    allowed_origins: tuple[str, ...] = ()
+    #: Replaced by [sites]; kept only to point an old file at its new home.
+    allowed_origins: tuple[str, ...] | None = None
     trusted_proxies: tuple[str, ...] = ()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -131,12 +173,14 @@ class ServerSettings(_Model):
 
     @field_validator("allowed_origins")
     @classmethod
-    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for origin in value:
-            if origin == "*":
-                raise ValueError("'*' is not allowed: list each origin that may call /auth")
-            _check_http_url(origin, allow_path=False)
-        return tuple(_origin_of(o) for o in value)
+    def _origins(cls, value: tuple[str, ...] | None) -> None:
+        if value is None:
+            return None
+        example = next((o for o in value if canonical_origin(o)), "https://www.acme.com")
+        raise ValueError(
+            "replaced by [sites]: list each origin that embeds the chat as its own table, "
+            f'e.g. [sites."{canonical_origin(example)}"]'
+        )
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -295,6 +339,7 @@ class Settings(_Model):
     session: SessionSettings
     tiledesk: TiledeskSettings
     providers: dict[str, ProviderSettings]
+    sites: dict[str, SiteSettings] = Field(default_factory=dict)
 
     @field_validator("providers")
     @classmethod
@@ -306,10 +351,36 @@ class Settings(_Model):
                 raise ValueError(f"provider name {name!r} must match [a-z0-9-]{{1,32}}")
         return value
 
+    @field_validator("sites")
+    @classmethod
+    def _sites(cls, value: dict[str, SiteSettings]) -> dict[str, SiteSettings]:
+        for origin in value:
+            canonical = canonical_origin(origin)
+            if canonical is None:
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port], "
+                    'e.g. [sites."https://www.acme.com"]'
+                )
+            if canonical != origin:
+                raise ValueError(
+                    f"{origin!r}: write the origin exactly as browsers send it: {canonical!r}"
+                )
+            if not origin.startswith("https://") and not is_loopback_url(origin):
+                raise ValueError(f"{origin!r}: a site must be https (plain http only on loopback)")
+        return value
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
         if self.session.same_site == "none" and not self.server.is_https:
             raise ValueError("session.same_site: 'none' needs an https public_url")
+        for origin, site in self.sites.items():
+            unknown = sorted(set(site.providers or ()) - self.providers.keys())
+            if unknown:
+                raise ValueError(
+                    f'sites."{origin}".providers: no provider named {", ".join(unknown)}'
+                )
+            if origin == self.server.origin:
+                raise ValueError(f'sites."{origin}": is the bridge itself (server.public_url)')
         if self.has_dev_provider and not is_loopback_url(self.server.public_url):
             raise ValueError(
                 "providers: the dev preset signs in anyone and is refused unless "
@@ -326,6 +397,14 @@ class Settings(_Model):
         if self.session.https_only is not None:
             return self.session.https_only
         return self.server.is_https
+
+    def site(self, origin: str | None) -> SiteSettings | None:
+        """The [sites] entry for exactly this origin (as a browser sends it), if any."""
+        return self.sites.get(origin) if origin else None
+
+    def site_providers(self, origin: str) -> tuple[str, ...]:
+        site = self.sites[origin]
+        return site.providers if site.providers is not None else tuple(self.providers)
 
     def issuer(self, name: str) -> str:
         provider = self.providers[name]
@@ -400,7 +479,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
         elif err["type"] == "missing":
             message = "required"
         # A cross-field check names its own sub-key: "client_id: required".
-        if ": " in message and re.fullmatch(r"[a-z_.]+", message.split(": ", 1)[0]):
+        if ": " in message and SUB_KEY.fullmatch(message.split(": ", 1)[0]):
             sub, message = message.split(": ", 1)
             if not key.endswith(sub):
                 key = f"{key}.{sub}" if key else sub
