@@ -122,6 +122,27 @@ def canonical_origin(value: str) -> str | None:
     return f"{parts.scheme}://{host}" + ("" if port in (None, default) else f":{port}")
 
 
+def is_same_site(origin: str, other: str) -> bool:
+    """Same scheme and registrable domain, near enough: the same host, or one the parent of the
+    other's (``www.acme.com`` and ``chat.acme.com`` share ``acme.com``). Without the Public Suffix
+    List this over-reports for hosts under a public suffix such as ``github.io``; it only
+    decides what ``check`` says, never what the bridge allows."""
+    a, b = urlsplit(origin), urlsplit(other)
+    if a.scheme != b.scheme or not a.hostname or not b.hostname:
+        return False
+    host_a, host_b = a.hostname, b.hostname
+    if host_a == host_b:
+        return True
+    try:
+        ipaddress.ip_address(host_a)
+        ipaddress.ip_address(host_b)
+        return False
+    except ValueError:
+        pass
+    base_a, base_b = ".".join(host_a.split(".")[-2:]), ".".join(host_b.split(".")[-2:])
+    return base_a == base_b and base_a.count(".") == 1
+
+
 class SiteSettings(_Model):
     """A website that may embed the chat with ``/embed.js`` (keyed by its exact origin)."""
 

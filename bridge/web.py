@@ -534,6 +534,27 @@ async def logout(request: Request) -> Response:
     return RedirectResponse(target, status_code=303, headers=headers)
 
 
+async def site_logout(request: Request) -> Response:
+    """Sign-out for a site whose calls cannot carry our cookie: a top-level visit, one click.
+
+    A click, not an automatic POST: no other site can sign a visitor out behind their back.
+    """
+    bridge = _bridge(request)
+    page = embed.site_page(bridge.settings, _param(request, "return_to"))
+    if page is None:
+        raise InvalidRequest("return_to is not a page of a site in [sites]")
+    user = sessions.signed_in_user(request.session)
+    if user is None:
+        return RedirectResponse(page[1], status_code=303, headers={"Cache-Control": "no-store"})
+    return bridge.render(
+        "site_logout.html",
+        user=user,
+        site=page[0],
+        back=page[1],
+        action="/logout?" + urlencode({"return_to": page[1]}),
+    )
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -618,6 +639,7 @@ def _routes(bridge: Bridge) -> list[BaseRoute]:
         Route("/auth", auth, methods=["POST"]),
         Route("/auth", auth_preflight, methods=["OPTIONS"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/logout/site", site_logout, methods=["GET"]),
         Route("/embed.js", embed_js, methods=["GET", "HEAD"]),
         Route("/embed/config", embed_config, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

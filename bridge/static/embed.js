@@ -24,6 +24,7 @@
   var STORED = SCOPE + ":token";
   var VERIFIER = SCOPE + ":verifier";
   var RELAY = SCOPE + ":result";
+  var SIGNED_IN_WIDGET = SCOPE + ":widget";  // "1" while the widget holds an identity we gave it
   var MESSAGE = "tiledesk-bridge:result";
   var POPUP_GRACE_MS = 2000;      // popup.closed lies under COOP: "maybe closed" until then
   var FLOW_MS = 10 * 60 * 1000;   // how long a late result is still taken (the bridge's flow TTL)
@@ -75,7 +76,6 @@
     idp_error: "The sign-in service did not answer properly. Please try again.",
     idp_timeout: "The sign-in service did not answer in time. Please try again.",
     unavailable: "The chat sign-in is not reachable right now.",
-    not_allowed: "This website is not allowed to use the chat sign-in.",
     sign_in_failed: "The sign-in did not complete. Please try again."
   };
 
@@ -83,7 +83,8 @@
     if (!ownButton) return;
     var out = state.status === "signed-out";
     ownButton.hidden = !out;
-    ownStatus.hidden = !state.error;
+    // A site the bridge does not serve shows its visitors nothing (the console says why).
+    ownStatus.hidden = !state.error || state.status === "error";
     ownStatus.textContent = state.error
       ? MESSAGES[state.error] || "The sign-in did not complete (" + state.error + ")."
       : "";
@@ -234,8 +235,20 @@
     return Promise.resolve();
   }
 
+  function remember(key, on) {
+    try {
+      if (on) localStorage.setItem(key, "1");
+      else localStorage.removeItem(key);
+    } catch (e) { /* no storage */ }
+  }
+
+  function remembered(key) {
+    try { return localStorage.getItem(key) === "1"; } catch (e) { return false; }
+  }
+
   function useToken(item, retried) {
     current = item;
+    remember(SIGNED_IN_WIDGET, true);
     if (item.stored) store({ token: item.token, expiresAt: item.expiresAt, user: item.user });
     else clearStored();
     scheduleRefresh(item.expiresAt);
@@ -263,11 +276,25 @@
     refreshTimer = setTimeout(function () { refresh(false, true); }, Math.min(wait, 2147483000));
   }
 
+  // "required": the widget holds no identity at all; "offered": an anonymous guest until the
+  // visitor signs in (the guest is left alone from page to page).
   function signedOut(error) {
     current = null;
     clearStored();
     clearTimeout(refreshTimer);
-    widgetLogout();
+    var offered = config && config.signIn === "offered";
+    var hadIdentity = remembered(SIGNED_IN_WIDGET);
+    remember(SIGNED_IN_WIDGET, false);
+    var cleared = !offered || hadIdentity ? widgetLogout() : Promise.resolve();
+    if (offered) {
+      cleared.then(function () {
+        whenWidgetReady(function () {
+          if (!current && typeof window.tiledesk.signInAnonymous === "function") {
+            window.tiledesk.signInAnonymous();
+          }
+        });
+      });
+    }
     setState("signed-out", { error: error });
   }
 
@@ -284,7 +311,7 @@
         useToken({ token: stored.token, expiresAt: stored.expiresAt, user: stored.user, stored: true }, true);
         return;
       }
-      signedOut(answer.status === 403 ? "not_allowed" : null);
+      signedOut(answer.status === 403 ? "unavailable" : null);
     }, function () {
       var stored = expiring ? null : loadStored();
       if (stored) useToken({ token: stored.token, expiresAt: stored.expiresAt, user: stored.user, stored: true }, true);
@@ -551,9 +578,13 @@
 
   function begin() {
     bindControls();
+    var refused = function () {
+      if (window.console) console.warn("Tiledesk SSO bridge: " + BRIDGE + " does not serve this page: is " + location.origin + " in its [sites]?");
+      setState("error", { error: "unavailable" });
+    };
     call("GET", "/embed/config", { credentials: "omit" }).then(function (answer) {
       if (answer.status !== 200) {
-        setState("error", { error: "not_allowed" });
+        refused();
         return;
       }
       config = answer.body;
@@ -573,9 +604,7 @@
       } else {
         refresh(false);
       }
-    }, function () {
-      setState("error", { error: "unavailable" });
-    });
+    }, refused);
   }
 
   if (document.body) begin();

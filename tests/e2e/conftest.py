@@ -293,7 +293,12 @@ class Bridge:
 def _settings_toml(
     public_url: str, widget_url: str, op: OP, tiledesk_secret: str, sites: list[str]
 ) -> str:
-    site_tables = "".join(f'[sites."{origin}"]\nproviders = ["acme"]\n\n' for origin in sites)
+    # The first site requires sign-in; the others offer it (anonymous chat until then).
+    site_tables = "".join(
+        f'[sites."{origin}"]\nproviders = ["acme"]\n'
+        f'sign_in = "{"required" if i == 0 else "offered"}"\n\n'
+        for i, origin in enumerate(sites)
+    )
     return f"""\
 [server]
 public_url = "{public_url}"

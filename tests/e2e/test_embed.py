@@ -75,3 +75,197 @@ def test_popup_sign_in_on_another_site_signs_the_widget_in(
     }
     assert page.evaluate("window.__widgetErrors") == []
     assert errors == []
+
+
+class Requests:
+    """Every URL the browser asked for, in every page and popup of a context."""
+
+    def __init__(self, context: Any) -> None:
+        self.urls: list[str] = []
+        context.on("request", lambda r: self.urls.append(r.url))
+
+    def assert_no_token(self, *tokens: str) -> None:
+        for url in self.urls:
+            assert "JWT" not in url and "eyJ" not in url, url
+            for token in tokens:
+                assert token[4:] not in url, url
+
+
+def stored_item(page: Any, bridge: Bridge) -> Any:
+    return page.evaluate(
+        "k => JSON.parse(localStorage.getItem(k) || 'null')", f"tiledesk-bridge:{bridge.url}:token"
+    )
+
+
+def set_op_coop(bridge: Bridge, value: str) -> None:
+    import httpx
+
+    httpx.post(f"{bridge.op.origin}/__test/coop", content=value).raise_for_status()
+
+
+def test_popup_sign_in_works_when_the_op_pages_send_coop_same_origin(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any]
+) -> None:
+    """COOP cuts window.opener and makes popup.closed read true: the channel still delivers."""
+    set_op_coop(bridge, "same-origin")
+    try:
+        context = new_context(viewport=DESKTOP)
+        page = context.new_page()
+        page.goto(f"{site.url}/index.html")
+        chat_state(page, "signed-out")
+        with page.expect_popup() as info:
+            page.click("#tiledesk-bridge-signin")
+        popup = info.value
+        popup.wait_for_url(f"{bridge.op.issuer}/interaction/**")
+        assert popup.evaluate("window.opener") is None, "COOP should have cut the opener"
+        # popup.closed now reads true for the opener: after the grace, "maybe closed" is shown...
+        chat_state(page, "signed-out (popup_closed)")
+        op_login_in(popup, bridge, "bob", until=site.url)
+        # ...and the late result is still taken.
+        chat_state(page, "signed-in: Bob")
+        (call,) = widget_calls(page, "signInWithCustomToken")
+        assert verify(bridge, call[1])["email"] == "bob@acme.test"
+        popup.wait_for_event("close") if not popup.is_closed() else None
+        assert popup.is_closed()
+    finally:
+        set_op_coop(bridge, "")
+
+
+def test_the_next_page_of_the_site_is_signed_in_on_load_from_the_sites_storage(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any]
+) -> None:
+    context = new_context(viewport=DESKTOP)
+    requests = Requests(context)
+    page = context.new_page()
+    page.goto(f"{site.url}/index.html")
+    chat_state(page, "signed-out")
+    popup_sign_in(page, bridge, site, "alice")
+    chat_state(page, "signed-in: Alice")
+    (first,) = widget_calls(page, "signInWithCustomToken")
+
+    # Cross-site, the bridge's cookie never comes along: the token is kept on the site, alone.
+    item = stored_item(page, bridge)
+    assert set(item) == {"token", "expiresAt", "user"}
+    assert item["token"] == first[1]
+    assert item["expiresAt"] == verify(bridge, first[1])["exp"]
+    assert page.evaluate("document.cookie") == ""
+
+    page.click("#next-page")
+    page.wait_for_url(f"{site.url}/page2.html?from=home")
+    chat_state(page, "signed-in: Alice")
+    (again,) = widget_calls(page, "signInWithCustomToken")
+    assert again[1] == first[1]
+    assert page.locator("#tiledesk-bridge-signin").is_hidden()
+    requests.assert_no_token(first[1])
+
+
+def test_a_same_site_page_is_signed_in_through_the_bridge_cookie(
+    bridge: Bridge, same_site: Site, new_context: Callable[..., Any]
+) -> None:
+    """127.0.0.1:<other port> is the bridge's own site: SameSite=Lax cookies come along."""
+    context = new_context(viewport=DESKTOP)
+    context.add_init_script("window.__widgetAllowAnonymous = true;")
+    page = context.new_page()
+    page.goto(f"{same_site.url}/index.html")
+    chat_state(page, "signed-out")
+    # "offered" on this site: an anonymous guest chats until the visitor signs in.
+    page.wait_for_function("window.__widgetState && window.__widgetState.isLogged")
+    assert page.evaluate("window.__widgetState.user_id").startswith("guest_")
+
+    popup_sign_in(page, bridge, same_site, "alice")
+    chat_state(page, "signed-in: Alice")
+    assert stored_item(page, bridge) is None, "the cookie works: nothing is kept on the site"
+
+    page.click("#next-page")
+    chat_state(page, "signed-in: Alice")
+    (call,) = widget_calls(page, "signInWithCustomToken")
+    assert verify(bridge, call[1])["email"] == "alice@acme.test"
+    assert widget_calls(page, "signInAnonymous") == []
+
+
+def test_redirect_mode_signs_in_in_the_tab_and_lands_on_the_same_page(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any]
+) -> None:
+    context = new_context(viewport=DESKTOP)
+    requests = Requests(context)
+    page = context.new_page()
+    page.goto(f"{site.url}/redirect.html?order=42")
+    chat_state(page, "signed-out")
+    page.click("#tiledesk-bridge-signin")
+    op_login_in(page, bridge, "alice", until=site.url)
+    chat_state(page, "signed-in: Alice")
+    assert page.url == f"{site.url}/redirect.html?order=42", "back on that page, fragment gone"
+    (call,) = widget_calls(page, "signInWithCustomToken")
+    assert verify(bridge, call[1])["email"] == "alice@acme.test"
+    landings = [u for u in requests.urls if u.startswith(f"{site.url}/redirect.html")]
+    assert landings == [f"{site.url}/redirect.html?order=42"] * 2, "no handle sent to the site"
+    requests.assert_no_token(call[1])
+
+
+def test_a_popup_closed_by_the_visitor_is_reported_on_the_site(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    page = new_context(viewport=DESKTOP).new_page()
+    page.goto(f"{site.url}/index.html")
+    chat_state(page, "signed-out")
+    with page.expect_popup() as info:
+        page.click("#tiledesk-bridge-signin")
+    popup = info.value
+    popup.wait_for_url(f"{bridge.op.issuer}/interaction/**")
+    popup.close()
+    chat_state(page, "signed-out (popup_closed)")
+    assert page.locator("#tiledesk-bridge-status").inner_text() == "The sign-in window was closed."
+    assert page.locator("#tiledesk-bridge-signin").is_visible()
+    page.screenshot(path=artifacts / "site-popup-closed.png")
+    assert widget_calls(page, "signInWithCustomToken") == []
+
+
+def test_access_denied_is_shown_on_the_site(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    page = new_context(viewport=DESKTOP).new_page()
+    page.goto(f"{site.url}/index.html")
+    chat_state(page, "signed-out")
+    popup_sign_in(page, bridge, site, "mallory")
+    chat_state(page, "signed-out (access_denied)")
+    status = page.locator("#tiledesk-bridge-status")
+    assert status.inner_text() == "Your account may not use this chat."
+    page.screenshot(path=artifacts / "site-access-denied.png")
+    assert widget_calls(page, "signInWithCustomToken") == []
+    assert stored_item(page, bridge) is None
+
+
+def test_an_origin_not_in_sites_gets_nothing(
+    bridge: Bridge, site: Site, foreign_site: Site, new_context: Callable[..., Any]
+) -> None:
+    context = new_context(viewport=DESKTOP)
+    page = context.new_page()
+    messages: list[str] = []
+    page.on("console", lambda m: messages.append(m.text))
+    page.goto(f"{foreign_site.url}/index.html")
+    page.wait_for_function(
+        "window.TiledeskBridge && window.TiledeskBridge.state.status === 'error'"
+    )
+    assert page.evaluate("window.TiledeskBridge.state.error") == "unavailable"
+    assert page.evaluate("typeof window.Tiledesk") == "undefined", "no widget loaded"
+    assert page.locator("#tiledesk-bridge").is_hidden(), "nothing shown to the visitor"
+    assert f"is {foreign_site.url} in its [sites]?" in " ".join(messages)
+    answer = page.evaluate(
+        """url => fetch(url + '/auth', {method: 'POST', credentials: 'include'})
+            .then(r => 'read ' + r.status, e => 'refused')""",
+        bridge.url,
+    )
+    assert answer == "refused", "CORS must not let this origin read /auth"
+
+    # A sign-in started for it is refused at the bridge, before any IdP.
+    login = context.request.get(
+        f"{bridge.url}/login/acme",
+        params={
+            "return_to": f"{foreign_site.url}/index.html",
+            "mode": "popup",
+            "challenge": "a" * 43,
+        },
+        max_redirects=0,
+    )
+    assert login.status == 400
+    assert "location" not in login.headers
