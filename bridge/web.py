@@ -546,13 +546,19 @@ async def site_logout(request: Request) -> Response:
     user = sessions.signed_in_user(request.session)
     if user is None:
         return RedirectResponse(page[1], status_code=303, headers={"Cache-Control": "no-store"})
-    return bridge.render(
+    response = bridge.render(
         "site_logout.html",
         user=user,
         site=page[0],
         back=page[1],
         action="/logout?" + urlencode({"return_to": page[1]}),
     )
+    # The form's redirects go on to the IdP's logout and back to the site: no form-action.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return response
 
 
 async def healthz(request: Request) -> Response:

@@ -58,9 +58,12 @@
   }
 
   function setState(status, fields) {
+    var user = (fields && fields.user) || null;
+    var error = (fields && fields.error) || null;
+    if (status === state.status && error === state.error && JSON.stringify(user) === JSON.stringify(state.user)) return;
     state.status = status;
-    state.user = (fields && fields.user) || null;
-    state.error = (fields && fields.error) || null;
+    state.user = user;
+    state.error = error;
     render();
     var view = snapshot();
     listeners.slice().forEach(function (fn) {

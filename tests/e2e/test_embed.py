@@ -7,6 +7,7 @@ cookie never comes along with the site's calls, as on a real cross-site deployme
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -269,3 +270,126 @@ def test_an_origin_not_in_sites_gets_nothing(
     )
     assert login.status == 400
     assert "location" not in login.headers
+
+
+def op_session_ended(page: Any, bridge: Bridge, site: Site) -> None:
+    """Signing in again shows the OP's login page: no silent sign-in on a shared computer."""
+    with page.expect_popup() as info:
+        page.click("[data-tiledesk-signin], #tiledesk-bridge-signin")
+    popup = info.value
+    popup.wait_for_url(f"{bridge.op.issuer}/interaction/**")
+    assert popup.locator("input[name=login]").is_visible()
+    popup.close()
+
+
+def bridge_session(context: Any, bridge: Bridge) -> int:
+    answer = context.request.post(f"{bridge.url}/auth", headers={"Origin": bridge.url})
+    return int(answer.status)
+
+
+def test_sign_out_from_another_site_ends_widget_bridge_and_op_sessions(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    """Cross-site the cookie cannot come along: one click on the bridge's page ends it all."""
+    context = new_context(viewport=DESKTOP)
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    page.goto(f"{site.url}/custom.html")
+    chat_state(page, "signed-out")
+    with page.expect_popup() as info:
+        page.click("#site-signin")
+    with info.value.expect_event("close"):
+        op_login_in(info.value, bridge, "alice", until=site.url)
+    chat_state(page, "signed-in: Alice")
+    assert bridge_session(context, bridge) == 200
+
+    page.click("#site-signout")
+    page.wait_for_url(f"{bridge.url}/logout/site?**")
+    assert "[tiledesk] logout" in console, "the widget is signed out before the page leaves"
+    assert stored_item(page, bridge) is None
+    page.screenshot(path=artifacts / "site-sign-out-confirm.png")
+    page.click("#site-signout button[type=submit]")
+    try:
+        page.wait_for_url(f"{site.url}/custom.html")
+    except Exception as exc:
+        raise AssertionError(f"sign-out ended at {page.url}: {page.content()[:2000]}") from exc
+    chat_state(page, "signed-out")
+
+    assert bridge_session(context, bridge) == 401
+    assert page.evaluate("window.__widgetState.isLogged") is False
+    op_session_ended(page, bridge, site)
+
+
+def test_sign_out_from_a_same_site_page_through_the_api_comes_back_to_it(
+    bridge: Bridge, same_site: Site, new_context: Callable[..., Any]
+) -> None:
+    """The cookie comes along: a CORS POST /logout, then the IdP, then back to the page."""
+    context = new_context(viewport=DESKTOP)
+    context.add_init_script("window.__widgetAllowAnonymous = true;")
+    page = context.new_page()
+    page.goto(f"{same_site.url}/custom.html")
+    chat_state(page, "signed-out")
+    page.evaluate(
+        """() => { window.__seen = [];
+                   window.TiledeskBridge.onChange(s => window.__seen.push(s.status)); }"""
+    )
+    with page.expect_popup() as info:
+        page.evaluate("window.TiledeskBridge.signIn('acme')")
+    with info.value.expect_event("close"):
+        op_login_in(info.value, bridge, "bob", until=same_site.url)
+    chat_state(page, "signed-in: Bob")
+    assert page.evaluate("window.__seen") == ["signed-out", "signing-in", "signed-in"]
+
+    with page.expect_request(lambda r: r.url.startswith(f"{bridge.op.issuer}/session/end")):
+        page.evaluate("window.TiledeskBridge.signOut()")
+    page.wait_for_url(f"{same_site.url}/custom.html")
+    chat_state(page, "signed-out")
+    assert bridge_session(context, bridge) == 401
+    op_session_ended(page, bridge, same_site)
+
+
+@pytest.fixture
+def third_party_cookies_blocked(browser: Any, tmp_path: Path) -> Any:
+    """A Chromium profile with "Block third-party cookies" on, as a privacy-minded visitor has."""
+    from .conftest import CHROMIUM, CHROMIUM_ARGS
+
+    profile = tmp_path / "profile"
+    (profile / "Default").mkdir(parents=True)
+    prefs = {"profile": {"cookie_controls_mode": 1, "block_third_party_cookies": True}}
+    (profile / "Default" / "Preferences").write_text(json.dumps(prefs))
+    context = browser.browser_type.launch_persistent_context(
+        str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport=DESKTOP
+    )
+    context.set_default_timeout(10_000)
+    yield context
+    context.close()
+
+
+def test_third_party_cookies_blocked_still_signs_in_through_the_popup(
+    bridge: Bridge, site: Site, third_party_cookies_blocked: Any
+) -> None:
+    context = third_party_cookies_blocked
+    page = context.pages[0] if context.pages else context.new_page()
+    # First, that the profile does block them: a SameSite=None cookie of the bridge's origin
+    # goes along first-party, and stays home from the site.
+    page.goto(f"{bridge.url}/healthz")
+    page.evaluate("document.cookie = 'probe=1; SameSite=None; Secure; Path=/'")
+    with page.expect_request(f"{bridge.url}/healthz") as home:
+        page.reload()
+    assert "probe=1" in home.value.all_headers().get("cookie", ""), "first-party, it is sent"
+    page.goto(f"{site.url}/index.html")
+    chat_state(page, "signed-out")
+    with page.expect_request(f"{bridge.url}/healthz") as probe:
+        page.evaluate(
+            "u => fetch(u + '/healthz', {credentials: 'include', mode: 'no-cors'}).then(() => 1)",
+            bridge.url,
+        )
+    assert "cookie" not in probe.value.all_headers()
+
+    popup_sign_in(page, bridge, site, "alice")
+    chat_state(page, "signed-in: Alice")
+    (call,) = widget_calls(page, "signInWithCustomToken")
+    assert verify(bridge, call[1])["email"] == "alice@acme.test"
+    page.reload()
+    chat_state(page, "signed-in: Alice")
