@@ -48,6 +48,9 @@ FORBIDDEN_AUTHORIZE_PARAMS = frozenset(
 #: The key a cross-field check names at the start of its message: `client_id`, `sites."https://a".x`.
 SUB_KEY = re.compile(r'[a-z_.]+(?:"[^"]*"[a-z_.]*)*')
 
+#: A DNS name as browsers send it in Origin (internationalised names in their xn-- form).
+HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
 ClaimSpec = str | list[str]
 V = TypeVar("V")
 
@@ -116,6 +119,11 @@ def canonical_origin(value: str) -> str | None:
     except ValueError:
         return None
     host = parts.hostname
+    if not HOST_NAME.fullmatch(host):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return None
     if ":" in host:
         host = f"[{host}]"
     default = {"http": 80, "https": 443}[parts.scheme]
