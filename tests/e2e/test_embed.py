@@ -393,3 +393,42 @@ def test_third_party_cookies_blocked_still_signs_in_through_the_popup(
     assert verify(bridge, call[1])["email"] == "alice@acme.test"
     page.reload()
     chat_state(page, "signed-in: Alice")
+
+
+def test_a_blocked_popup_falls_back_to_signing_in_in_the_tab(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any]
+) -> None:
+    context = new_context(viewport=DESKTOP)
+    context.add_init_script("window.open = function () { return null; };")  # a popup blocker
+    page = context.new_page()
+    page.goto(f"{site.url}/page2.html?from=ad")
+    chat_state(page, "signed-out")
+    page.click("#tiledesk-bridge-signin")
+    op_login_in(page, bridge, "bob", until=site.url)
+    chat_state(page, "signed-in: Bob")
+    assert page.url == f"{site.url}/page2.html?from=ad"
+
+
+def test_the_script_ignores_results_from_anything_but_its_own_popup(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any]
+) -> None:
+    page = new_context(viewport=DESKTOP).new_page()
+    redemptions: list[str] = []
+    page.on(
+        "request",
+        lambda r: redemptions.append(r.url) if r.method == "POST" and r.post_data else None,
+    )
+    page.goto(f"{site.url}/index.html")
+    chat_state(page, "signed-out")
+    with page.expect_popup() as info:
+        page.click("#tiledesk-bridge-signin")
+    popup = info.value
+    popup.wait_for_url(f"{bridge.op.issuer}/interaction/**")
+    forged = {"type": "tiledesk-bridge:result", "handle": "A" * 43}
+    # From the page itself (not its popup), and from the OP's page in the popup (another origin).
+    page.evaluate("m => window.postMessage(m, '*')", forged)
+    popup.evaluate("m => window.opener && window.opener.postMessage(m, '*')", forged)
+    page.wait_for_timeout(500)
+    assert redemptions == []
+    assert page.evaluate("window.TiledeskBridge.state.status") == "signing-in"
+    popup.close()
