@@ -170,7 +170,7 @@ def test_a_same_site_page_is_signed_in_through_the_bridge_cookie(
     page.goto(f"{same_site.url}/index.html")
     chat_state(page, "signed-out")
     # "offered" on this site: an anonymous guest chats until the visitor signs in.
-    page.wait_for_function("window.__widgetState && window.__widgetState.isLogged")
+    page.wait_for_function("() => window.__widgetState && window.__widgetState.isLogged")
     assert page.evaluate("window.__widgetState.user_id").startswith("guest_")
 
     popup_sign_in(page, bridge, same_site, "alice")
@@ -245,7 +245,7 @@ def test_an_origin_not_in_sites_gets_nothing(
     page.on("console", lambda m: messages.append(m.text))
     page.goto(f"{foreign_site.url}/index.html")
     page.wait_for_function(
-        "window.TiledeskBridge && window.TiledeskBridge.state.status === 'error'"
+        "() => window.TiledeskBridge && window.TiledeskBridge.state.status === 'error'"
     )
     assert page.evaluate("window.TiledeskBridge.state.error") == "unavailable"
     assert page.evaluate("typeof window.Tiledesk") == "undefined", "no widget loaded"
@@ -432,3 +432,61 @@ def test_the_script_ignores_results_from_anything_but_its_own_popup(
     assert redemptions == []
     assert page.evaluate("window.TiledeskBridge.state.status") == "signing-in"
     popup.close()
+
+
+TOKEN_TTL_MS = 28800 * 1000  # [tiledesk] token_ttl's default
+
+
+def test_the_token_is_renewed_before_exp_and_the_widget_signed_out_when_the_session_ends(
+    bridge: Bridge, same_site: Site, new_context: Callable[..., Any]
+) -> None:
+    context = new_context(viewport=DESKTOP)
+    context.add_init_script("window.__widgetAllowAnonymous = true;")
+    context.clock.install()
+    page = context.new_page()
+    page.goto(f"{same_site.url}/index.html")
+    chat_state(page, "signed-out")
+    popup_sign_in(page, bridge, same_site, "alice")
+    chat_state(page, "signed-in: Alice")
+    assert len(widget_calls(page, "signInWithCustomToken")) == 1
+
+    page.clock.fast_forward(TOKEN_TTL_MS - 100_000)  # past exp - 2 min: time to renew
+    page.wait_for_function(
+        "() => window.__tiledeskCalls.filter(c => c[0] === 'signInWithCustomToken').length === 2"
+    )
+    first, second = widget_calls(page, "signInWithCustomToken")
+    assert first[1] != second[1]
+    assert verify(bridge, second[1])["_id"] == verify(bridge, first[1])["_id"]
+    assert widget_calls(page, "logout") == [], "offered: the guest was left alone, then replaced"
+
+    # The bridge session ends elsewhere: the next renewal signs the widget out instead.
+    assert (
+        context.request.post(
+            f"{bridge.url}/logout", headers={"Origin": bridge.url}, max_redirects=0
+        ).status
+        == 303
+    )
+    page.clock.fast_forward(60_000)
+    chat_state(page, "signed-out")
+    assert len(widget_calls(page, "logout")) == 1
+    page.wait_for_function("() => (window.__widgetState.user_id || '').startsWith('guest_')")
+
+
+def test_a_token_kept_on_another_site_is_dropped_at_its_exp(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any]
+) -> None:
+    context = new_context(viewport=DESKTOP)
+    context.clock.install()
+    page = context.new_page()
+    page.goto(f"{site.url}/index.html")
+    chat_state(page, "signed-out")
+    popup_sign_in(page, bridge, site, "bob")
+    chat_state(page, "signed-in: Bob")
+    assert stored_item(page, bridge) is not None
+
+    page.clock.fast_forward(TOKEN_TTL_MS - 100_000)
+    chat_state(page, "signed-out")
+    assert stored_item(page, bridge) is None
+    assert page.evaluate("window.__widgetState.isLogged") is False
+    page.reload()
+    chat_state(page, "signed-out")
