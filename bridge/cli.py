@@ -43,6 +43,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bridge.web import create_app
 
     settings = _load(args.settings)
+    if args.workers > 1 and settings.sites:
+        print(
+            "--workers: [sites] sign-ins hand over one-time handles kept in one process: "
+            "serve them with one worker",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.workers > 1 and settings.has_dev_provider:
         print(
             "--workers: the dev IdP keeps its codes and keys in one process: "

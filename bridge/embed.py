@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse, Response
 from bridge.settings import Settings
 
 STATIC_DIR = Path(__file__).parent / "static"
-MAX_RETURN_TO = 2048
+#: It rides in the session cookie with its flow (several may run at once): keep it short.
+MAX_RETURN_TO = 512
 #: How long a sign-in's result waits for the site's script, and a logout's way back.
 SIGN_IN_HANDLE_TTL = 120.0
 LOGOUT_HANDLE_TTL = 600.0

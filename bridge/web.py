@@ -316,7 +316,16 @@ async def login(request: Request) -> Response:
     site = _site_return(request, bridge)
     if site is not None and provider.name not in bridge.settings.site_providers(site.origin):
         raise InvalidRequest(f"{site.origin} does not offer the provider {provider.name}")
-    start = await provider.start_login()
+    try:
+        start = await provider.start_login()
+    except BridgeError as exc:
+        if site is None:
+            raise
+        # The IdP is down: the site says so, rather than the popup showing our error page.
+        log.warning("%s: %s", exc.code, exc.detail)
+        bridge.metrics.error(exc.code)
+        target = embed.landing_url(site.url, site.mode, error=exc.code)
+        return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
     flow = sessions.Flow(provider.name, start.nonce, start.verifier, next_path, time.time())
     if site is not None:
         flow = dataclasses.replace(

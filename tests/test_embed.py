@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -287,6 +288,30 @@ def test_a_policy_refusal_is_sent_back_to_the_site(
         assert landing(answer) == {"tdb_mode": "popup", "tdb_error": "access_denied"}
 
 
+def test_an_idp_that_is_down_at_the_start_is_reported_on_the_site(
+    sites_client: TestClient, idp: FakeIdP
+) -> None:
+    _, challenge = keys()
+    idp.faults["discovery"] = httpx.ConnectError
+    answer = sites_client.get(
+        "/login/acme", params={"return_to": PAGE, "mode": "popup", "challenge": challenge}
+    )
+    assert landing(answer) == {"tdb_mode": "popup", "tdb_error": "idp_error"}
+
+
+def test_return_to_may_be_512_characters_and_no_more(
+    sites_client: TestClient, idp: FakeIdP
+) -> None:
+    _, challenge = keys()
+    longest = f"{SHOP}/" + "a" * (512 - len(SHOP) - 1)
+    answer = site_login(sites_client, idp, page=longest, challenge=challenge)
+    assert landing(answer, longest)["tdb_mode"] == "popup"
+    refused = sites_client.get(
+        "/login/acme", params={"return_to": longest + "a", "mode": "popup", "challenge": challenge}
+    )
+    assert refused.status_code == 400
+
+
 RETURN_TO_VARIANTS = {
     **{f"next-{name}": raw for name, raw in REDIRECT_VARIANTS.items()},
     "suffix": "https://shop.acme.test.evil.test/",
@@ -559,3 +584,38 @@ sign_in = "offered"
         "cross-site: sign-in in a popup that hands over a one-time handle; "
         "the Tiledesk token is kept in the site's storage until it expires"
     ) in out
+
+
+def test_serve_refuses_several_workers_with_sites(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Handles live in one process until the shared store: a second worker would not know them."""
+    calls: list[Any] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append(app))
+    settings = tmp_path / "settings.toml"
+    settings.write_text(
+        f"""
+[server]
+public_url = "https://chat.acme.test"
+
+[session]
+secret = "{"s" * 40}"
+
+[tiledesk]
+project_id = "64f0c0ffee00000000000001"
+secret = "0b1c6c52-41f7-4a8f-9d50-6a3c2f1a7e11"
+
+[providers.acme]
+preset = "generic"
+issuer = "https://idp.acme.test"
+client_id = "bridge"
+client_secret = "x"
+
+[sites."https://www.acme.test"]
+"""
+    )
+    assert cli.main(["serve", "--settings", str(settings), "--workers", "2"]) == 2
+    assert "[sites] sign-ins hand over one-time handles kept in one process" in (
+        capsys.readouterr().err
+    )
+    assert calls == []

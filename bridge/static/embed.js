@@ -79,7 +79,8 @@
     idp_error: "The sign-in service did not answer properly. Please try again.",
     idp_timeout: "The sign-in service did not answer in time. Please try again.",
     unavailable: "The chat sign-in is not reachable right now.",
-    sign_in_failed: "The sign-in did not complete. Please try again."
+    sign_in_failed: "The sign-in did not complete. Please try again.",
+    timeout: "The sign-in took too long. Please try again."
   };
 
   function render() {
@@ -339,8 +340,15 @@
     });
   }
 
+  // The page to come back to: the bridge takes up to 512 characters (it rides in a cookie).
+  function thisPage() {
+    var page = location.origin + location.pathname + location.search;
+    if (page.length > 512) page = location.origin + location.pathname;
+    return page.length > 512 ? location.origin + "/" : page;
+  }
+
   function loginUrl(provider, how, challenge) {
-    var page = location.href.split("#")[0];
+    var page = thisPage();
     var query = new URLSearchParams({ return_to: page, mode: how, challenge: challenge });
     return BRIDGE + (provider ? "/login/" + encodeURIComponent(provider) : "/login") + "?" + query;
   }
@@ -396,7 +404,9 @@
     pending.timer = setInterval(function () {
       if (!pending) return;
       if (Date.now() > pending.deadline) {
+        // The bridge has forgotten the flow by now: whatever happened, it is over.
         stopWatching();
+        if (state.status === "signing-in") setState("signed-out", { error: "timeout" });
         return;
       }
       var closed = true;
@@ -459,7 +469,7 @@
     current = null;
     clearStored();
     clearTimeout(refreshTimer);
-    var page = location.href.split("#")[0];
+    var page = thisPage();
     return widgetLogout().then(function () {
       return call("POST", "/logout?" + new URLSearchParams({ return_to: page }), { credentials: "include" });
     }).then(function (answer) {
