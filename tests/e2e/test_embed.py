@@ -490,3 +490,36 @@ def test_a_token_kept_on_another_site_is_dropped_at_its_exp(
     assert page.evaluate("window.__widgetState.isLogged") is False
     page.reload()
     chat_state(page, "signed-out")
+
+
+def test_a_token_the_widget_refuses_is_fetched_again_once_on_the_site(
+    bridge: Bridge, same_site: Site, new_context: Callable[..., Any]
+) -> None:
+    context = new_context(viewport=DESKTOP)
+    context.add_init_script(
+        "window.__widgetAllowAnonymous = true; window.__widgetRejectTokens = 1;"
+    )
+    page = context.new_page()
+    page.goto(f"{same_site.url}/index.html")
+    chat_state(page, "signed-out")
+    popup_sign_in(page, bridge, same_site, "bob")
+    chat_state(page, "signed-in: Bob")
+    first, second = widget_calls(page, "signInWithCustomToken")
+    assert first[1] != second[1]
+    assert page.evaluate("window.__widgetState.user_id") == verify(bridge, second[1])["_id"]
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_the_sign_in_control_fits_a_phone(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    page = new_context(viewport=PHONE).new_page()
+    page.goto(f"{site.url}/index.html")
+    chat_state(page, "signed-out")
+    box = page.locator("#tiledesk-bridge").bounding_box()
+    assert box is not None
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=artifacts / "site-phone-signed-out.png")
