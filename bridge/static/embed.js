@@ -580,6 +580,12 @@
     new BroadcastChannel(SCOPE).onmessage = function (event) { onResult(event.data); };
   }
   window.addEventListener("storage", function (event) {
+    if (event.key === STORED && config) {
+      // Another tab of this site signed in or out where only the site's storage knows it.
+      if (!event.newValue && current && current.stored) signedOut(null);
+      else if (event.newValue && !current && state.status === "signed-out") refresh(false);
+      return;
+    }
     if (event.key !== RELAY || !event.newValue) return;
     try { onResult(JSON.parse(event.newValue)); } catch (e) { /* not ours */ }
   });

@@ -523,3 +523,26 @@ def test_the_sign_in_control_fits_a_phone(
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=artifacts / "site-phone-signed-out.png")
+
+
+def test_signing_in_or_out_in_one_tab_of_another_site_reaches_its_other_tabs(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any]
+) -> None:
+    context = new_context(viewport=DESKTOP)
+    first = context.new_page()
+    first.goto(f"{site.url}/custom.html")
+    other = context.new_page()
+    other.goto(f"{site.url}/page2.html")
+    chat_state(first, "signed-out")
+    chat_state(other, "signed-out")
+    with first.expect_popup() as info:
+        first.click("#site-signin")
+    with info.value.expect_event("close"):
+        op_login_in(info.value, bridge, "alice", until=site.url)
+    chat_state(first, "signed-in: Alice")
+    chat_state(other, "signed-in: Alice")
+
+    with first.expect_navigation(url=f"{bridge.url}/logout/site?**"):
+        first.click("#site-signout")
+    chat_state(other, "signed-out")
+    assert other.evaluate("window.__widgetState.isLogged") is False
