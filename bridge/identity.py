@@ -201,13 +201,26 @@ def decide(provider: ProviderSettings, claims: Claims) -> Decision:
 # --- the Tiledesk user -----------------------------------------------------------
 
 
+#: Separates the provider name from the digest; no provider name and no plain form has it there.
+DIGEST_SEPARATOR = "|"
+DIGEST_HEX_CHARS = 40
+
+
 def tiledesk_user_id(project_id: str, provider_name: str, issuer: str, subject: str) -> str:
-    """``<project>_<provider>_<sub>``, or a digest of issuer and sub where that is not safe."""
+    """``<project>_<provider>_<sub>`` where that is safe, else ``<project>_<provider>|<digest>``.
+
+    Injective: a plain id has ``_`` right after the (``|``-free) provider name, a digest id has
+    ``|`` there and no ``_`` after it, and the digest input ends the issuer at its first newline.
+    """
     candidate = f"{project_id}_{provider_name}_{subject}"
     if SAFE_ID.fullmatch(candidate):
         return candidate
-    digest = hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:40]
-    return f"{project_id}_{provider_name}_{digest}"
+    if "\n" in issuer:
+        raise ValueError("an issuer never holds a newline; the digest input relies on it")
+    # surrogatepass: a lone surrogate in a JSON string is a subject too, not a crash.
+    data = f"{issuer}\n{subject}".encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(data).hexdigest()[:DIGEST_HEX_CHARS]
+    return f"{project_id}_{provider_name}{DIGEST_SEPARATOR}{digest}"
 
 
 def subject_of(provider: ProviderSettings, claims: Claims) -> str:

@@ -208,7 +208,10 @@ def test_no_claim_mapping_puts_a_reserved_claim_or_unsafe_id_in_the_token(
     assert payload["aud"] == f"https://tiledesk.com/projects/{project_id}"
     assert (payload["iat"], payload["exp"]) == (1_767_225_600, 1_767_225_600 + 3600)
     assert SAFE_ID.fullmatch(payload["_id"]), payload["_id"]
-    assert payload["_id"].startswith(f"{project_id}_{provider_name}_")
+    assert payload["_id"][: len(project_id) + len(provider_name) + 2] in (
+        f"{project_id}_{provider_name}_",
+        f"{project_id}_{provider_name}|",
+    )
     for key in ("firstname", "lastname", "email"):
         assert isinstance(payload.get(key, ""), str)
     assert isinstance(payload["attributes"], dict)
@@ -224,7 +227,46 @@ def test_user_id_is_stable_and_safe_for_any_subject(subject: str) -> None:
     first = identity.tiledesk_user_id(PROJECT_ID, "acme", "https://i", subject)
     assert first == identity.tiledesk_user_id(PROJECT_ID, "acme", "https://i", subject)
     assert SAFE_ID.fullmatch(first)
-    assert first.startswith(f"{PROJECT_ID}_acme_")
+    plain = f"{PROJECT_ID}_acme_{subject}"
+    assert first == plain if SAFE_ID.fullmatch(plain) else first.startswith(f"{PROJECT_ID}_acme|")
     if subject:
         other = identity.tiledesk_user_id(PROJECT_ID, "acme", "https://other", subject)
-        assert other == first or SAFE_ID.fullmatch(f"{PROJECT_ID}_acme_{subject}") is None
+        assert other == first or SAFE_ID.fullmatch(plain) is None
+
+
+#: Providers as configured: each name has one issuer.
+PROVIDERS = {"acme": "https://sso.acme.test", "acme-2": "https://sso.acme.test/2", "a": "https://a"}
+SAFE_SUBJECT = st.text(st.sampled_from("aZ09_|:@-"), min_size=1, max_size=140)
+
+
+def _ids_of(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """Map each ``_id`` to the (provider, subject) it came from, failing on a second owner."""
+    owners: dict[str, tuple[str, str]] = {}
+    for provider, subject in pairs:
+        user_id = identity.tiledesk_user_id(PROJECT_ID, provider, PROVIDERS[provider], subject)
+        owner = owners.setdefault(user_id, (provider, subject))
+        assert owner == (provider, subject), f"{owner} and {(provider, subject)} share {user_id}"
+    return owners
+
+
+@PURE
+@given(
+    pairs=st.lists(
+        st.tuples(st.sampled_from(sorted(PROVIDERS)), SUBJECT.filter(bool) | SAFE_SUBJECT),
+        min_size=2,
+        max_size=8,
+    ),
+    data=st.data(),
+)
+def test_distinct_issuer_and_subject_pairs_never_share_an_id(
+    pairs: list[tuple[str, str]], data: st.DataObject
+) -> None:
+    """Injective by construction: also when a subject spells (a part of) another user's id."""
+    owners = _ids_of(pairs)
+    spelt = []
+    for user_id in owners:
+        start = data.draw(st.integers(0, len(user_id) - 1))
+        spelt.append((data.draw(st.sampled_from(sorted(PROVIDERS))), user_id[start:]))
+        spelt.append(("acme", user_id[-40:]))
+        spelt.append(("acme", user_id.split("_", 2)[-1]))
+    _ids_of(pairs + spelt)
