@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,10 +82,15 @@ def claim_value(claims: Claims, path: str) -> Any:
     return None
 
 
+def _finite(value: Any) -> bool:
+    """NaN and Infinity parse from JSON in Python but are not JSON: count them as absent."""
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def _scalar_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
+    if isinstance(value, str | int | float) and _finite(value):
         return str(value).strip()
     return ""
 
@@ -105,7 +111,7 @@ def _render(claims: Claims, spec: str) -> Any:
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
+    return value is None or value == "" or value == [] or value == {} or not _finite(value)
 
 
 def resolve(claims: Claims, spec: ClaimSpec) -> Any:
@@ -124,7 +130,7 @@ def _text(value: Any) -> str:
 def _attribute(value: Any) -> Any:
     """Keep attribute values small and JSON-plain: text, numbers, booleans, lists of those."""
     if isinstance(value, bool | int | float):
-        return value
+        return value if _finite(value) else None
     if isinstance(value, str):
         return value[:MAX_TEXT]
     if isinstance(value, list | tuple):

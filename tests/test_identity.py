@@ -108,6 +108,31 @@ def test_operator_mapping_with_attributes() -> None:
     }
 
 
+def test_non_finite_numbers_are_dropped_from_the_mapping() -> None:
+    """NaN and Infinity are not JSON: such a claim counts as absent, never as ``NaN`` in a token."""
+    nan, inf = float("nan"), float("inf")
+    claims = {**CLAIMS, "score": nan, "ratio": inf, "low": -inf, "mixed": [1.5, nan, inf, 2]}
+    conf = provider(
+        claims={
+            "firstname": ["{score}", "score", "given_name"],
+            "lastname": "ratio",
+            "attributes": {
+                "score": "score",
+                "ratio": ["ratio", "low"],
+                "label": "score {score}",
+                "mixed": "mixed",
+                "plan": "https://acme.com/plan",
+            },
+        }
+    )
+    user = map_user(
+        project_id=PROJECT, provider_name="acme", provider=conf, issuer="i", claims=claims
+    )
+    assert user.firstname == "Ada"
+    assert user.lastname == ""
+    assert user.attributes == {"mixed": ["1.5", "2"], "plan": "gold", "idp": "acme"}
+
+
 def test_oversized_attributes_are_dropped_not_fatal() -> None:
     claims = {**CLAIMS, "big": ["x" * 200] * 50}
     conf = provider(claims={"attributes": {"big": "big", "plan": "https://acme.com/plan"}})

@@ -3,7 +3,9 @@ put a reserved claim or an unsafe ``_id`` into a Tiledesk token."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import re
 from typing import Any
 
@@ -141,9 +143,14 @@ JSON_VALUE = st.recursive(
     max_leaves=12,
 )
 CLAIM_NAMES = st.sampled_from(
-    sorted(RESERVED | {"email", "name", "given_name", "groups", "a.b", "https://x/roles", "_id"})
+    sorted(
+        RESERVED
+        | {"email", "name", "given_name", "groups", "a.b", "https://x/roles", "_id", "score"}
+    )
 ) | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 CLAIMS = st.dictionaries(CLAIM_NAMES, JSON_VALUE, max_size=8)
+#: Numbers as a JSON parser hands them over: Python's accepts NaN and Infinity.
+NUMBER = st.sampled_from([math.nan, math.inf, -math.inf]) | st.floats() | st.integers()
 SUBJECT = st.one_of(ANY_TEXT, st.text(st.sampled_from("ab:|@-_.*#/ \x00"), max_size=300))
 PATHS = CLAIM_NAMES | CLAIM_NAMES.map(lambda c: "{" + c + "}") | st.text(max_size=30)
 SPEC = PATHS | st.lists(PATHS, min_size=1, max_size=3)
@@ -162,6 +169,7 @@ ATTRIBUTE_NAMES = st.sampled_from(sorted(RESERVED | {"_id", "idp", "plan"})) | s
     firstname=SPEC,
     lastname=SPEC,
     email=SPEC,
+    score=NUMBER | st.lists(NUMBER, max_size=3),
 )
 def test_no_claim_mapping_puts_a_reserved_claim_or_unsafe_id_in_the_token(
     provider_name: str,
@@ -172,6 +180,7 @@ def test_no_claim_mapping_puts_a_reserved_claim_or_unsafe_id_in_the_token(
     firstname: Any,
     lastname: Any,
     email: Any,
+    score: float | list[float],
 ) -> None:
     provider = ProviderSettings.model_validate(
         {
@@ -183,11 +192,11 @@ def test_no_claim_mapping_puts_a_reserved_claim_or_unsafe_id_in_the_token(
                 "firstname": firstname,
                 "lastname": lastname,
                 "email": email,
-                "attributes": attributes,
+                "attributes": {**attributes, "n": "score", "t": "{score}"},
             },
         }
     )
-    claims = {**claims, "sub": subject}
+    claims = {**claims, "score": score, "sub": subject}  # NaN and Infinity included
     identity.decide(provider, claims)  # never raises, whatever the claims
     try:
         user = identity.map_user(
@@ -216,9 +225,20 @@ def test_no_claim_mapping_puts_a_reserved_claim_or_unsafe_id_in_the_token(
         assert isinstance(payload.get(key, ""), str)
     assert isinstance(payload["attributes"], dict)
     assert payload["attributes"]["idp"] == provider_name
-    json.dumps(payload, allow_nan=True)
+    json.dumps(payload, allow_nan=False)  # strict JSON: no NaN or Infinity from any claim
     minted = tiledesk.mint(user, project_id=project_id, secret="x" * 32, ttl=60, now=1_767_225_600)
     assert minted.token.startswith("JWT ")
+    assert _strict_json(minted.token.split(".")[1]) == minted.payload
+
+
+def _refuse_constant(name: str) -> Any:
+    raise AssertionError(f"{name} is not JSON")
+
+
+def _strict_json(segment: str) -> Any:
+    """A JWS segment parsed the way a strict JSON parser (Tiledesk's JSON.parse) would."""
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return json.loads(raw, parse_constant=_refuse_constant)
 
 
 @PURE
