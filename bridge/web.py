@@ -465,10 +465,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """The one log record of a bug: ERROR with its traceback; ``bridge_error`` only renders."""
     log.error(
-        "internal_error on %s %s (%s)", request.method, request.url.path[:100], type(exc).__name__
+        "internal_error on %s %s (%s)",
+        request.method,
+        request.url.path[:100],
+        type(exc).__name__,
+        exc_info=exc,
     )
-    return await bridge_error(request, BridgeError(type(exc).__name__))
+    error = BridgeError(type(exc).__name__)
+    request.state.logged_error = error
+    return await bridge_error(request, error)
 
 
 # --- the app -----------------------------------------------------------------------
