@@ -404,6 +404,8 @@ class Provider:
                 code_verifier=verifier,
                 redirect_uri=self.redirect_uri,
             )
+            if not isinstance(token, dict):
+                raise ValueError("not a JSON object")
             return dict(token)
 
         try:
@@ -411,8 +413,11 @@ class Provider:
         except OAuthError as exc:
             hint = self._token_error_hint(str(exc.error), exc.description)
             raise IdpError(f"{self.name}: the token endpoint refused: {hint}") from None
-        except ValueError:
-            raise IdpError(f"{self.name}: the token endpoint's answer is not JSON") from None
+        except (ValueError, TypeError):
+            # Authlib before 1.9 trips (TypeError) over a JSON answer that is not an object.
+            raise IdpError(
+                f"{self.name}: the token endpoint's answer is not a JSON object"
+            ) from None
         if not isinstance(token.get("id_token"), str):
             raise IdpError(
                 f"{self.name}: the token response has no id_token (is 'openid' in scopes?)"
