@@ -34,7 +34,7 @@ from bridge.errors import IdpError, IdpTimeout, IdpUnreachable, IdTokenInvalid
 from bridge.metrics import Metrics
 from bridge.providers import PRESETS, discovery_url
 from bridge.remote import Reason, RemoteDocument
-from bridge.settings import ProviderSettings
+from bridge.settings import ProviderSettings, is_loopback_url
 
 log = logging.getLogger("bridge.oidc")
 
@@ -92,12 +92,21 @@ class Metadata:
                 f"issuer {expected_issuer!r}: fix the provider's issuer settings"
             )
 
+        plain_allowed = urlsplit(expected_issuer).scheme == "http"
+
         def endpoint(key: str, required: bool = True) -> str | None:
             value = doc.get(key)
             if value is None and not required:
                 return None
             if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http"):
                 raise IdpError(f"the discovery document has no usable {key}")
+            # An https issuer's endpoints carry codes, tokens and the visitor's
+            # credentials: plain http only to this machine (tests, a local IdP).
+            if urlsplit(value).scheme == "http" and not (plain_allowed or is_loopback_url(value)):
+                raise IdpError(
+                    f"the discovery document's {key} {loggable_url(value)} is plain http "
+                    "on an https issuer"
+                )
             return value
 
         advertised = doc.get("id_token_signing_alg_values_supported") or ["RS256"]

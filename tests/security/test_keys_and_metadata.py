@@ -460,3 +460,31 @@ def test_refetch_for_a_token_without_kid_is_counted_as_signature_mismatch(
     samples = scrape(client)
     assert value(samples, REFRESHES, provider="acme", reason="signature_mismatch") == 1
     assert value(samples, REFRESHES, provider="acme", reason="unknown_kid") == 0
+
+
+# --- where discovery may send the bridge ---------------------------------------------------
+
+ENDPOINTS = [
+    "authorization_endpoint",
+    "token_endpoint",
+    "jwks_uri",
+    "userinfo_endpoint",
+    "end_session_endpoint",
+]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_discovery_pointing_an_endpoint_at_plain_http_is_an_idp_error(
+    client: TestClient, idp: FakeIdP, endpoint: str
+) -> None:
+    idp.discovery_overrides[endpoint] = "http://sso.acme.test/realms/acme/endpoint"
+    assert_refused(client.get("/login/acme"), 502, "idp_error")
+    assert idp.routes["jwks"].called is False
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8080", "localhost", "[::1]:9000"])
+def test_plain_http_endpoint_on_loopback_is_accepted(
+    client: TestClient, idp: FakeIdP, host: str
+) -> None:
+    idp.discovery_overrides["end_session_endpoint"] = f"http://{host}/logout"
+    assert client.get("/login/acme").status_code == 302
