@@ -235,6 +235,8 @@ class Provider:
             trust_env=False,
         )
         self._metrics = metrics
+        # Wall time, for the ID token's exp/iat; the caches below keep monotonic time
+        # of their own (``RemoteDocument.clock``), which tests move instead of sleeping.
         self._clock = clock
         self._accepted_issuers = {issuer, *PRESETS[settings.preset].issuer_aliases}
         #: The discovery document, parsed: refreshed daily, shared, kept through outages.
