@@ -320,11 +320,11 @@ async def _complete_login(request: Request, bridge: Bridge, provider: Provider) 
     if not code:
         raise MissingCode("the callback has no code")
 
-    token = await provider.exchange_code(code, flow.verifier)
+    token = await provider.exchange_code(code, flow.verifier, meta=meta)
     claims = await provider.verify_id_token(
-        token["id_token"], nonce=flow.nonce, access_token=token.get("access_token")
+        token["id_token"], nonce=flow.nonce, access_token=token.get("access_token"), meta=meta
     )
-    userinfo = await provider.userinfo(token["access_token"], claims["sub"])
+    userinfo = await provider.userinfo(token["access_token"], claims["sub"], meta=meta)
     merged = {**userinfo, **claims}
     decision = identity.decide(provider.settings, merged)
     if not decision.allowed:
