@@ -10,6 +10,7 @@ deadline moved. Pure ASGI: it adds nothing to a request but the work it does.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -77,7 +78,8 @@ class SessionMiddleware:
         now = self._now()
         cookie = HTTPConnection(scope).cookies.get(self.cookie_name) or None
         loaded = await self.store.load(cookie) if cookie else None
-        session: dict[str, Any] = dict(loaded.data) if loaded else {}
+        # A deep copy: what the store loaded stays as it was, for it to compare or overwrite.
+        session: dict[str, Any] = copy.deepcopy(loaded.data) if loaded else {}
         before = _fingerprint(session)
         self.lifetime.enforce(session, now)
         self.lifetime.touch(session, now)

@@ -287,7 +287,7 @@ def test_a_sign_in_time_in_the_future_is_not_trusted(client: TestClient) -> None
     """Only the bridge can seal one, but a skewed clock must not stretch a session."""
     now = int(time.time())
     user = {"_id": "64f0c0ffee00000000000001_acme_x"}
-    for at, status in ((now + 60, 200), (now + 61 + MAX_AGE // 2, 401), (2**53 - 1, 401)):
+    for at, status in ((now + 300, 200), (now + 301, 401), (2**53 - 1, 401)):
         value = seal_session({"sid": "s", "p": "acme", "u": user, "at": at})
         assert auth_with(client, value).status_code == status, at
 
