@@ -21,7 +21,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -46,6 +45,7 @@ from bridge.errors import (
 from bridge.metrics import CONTENT_TYPE_LATEST, Metrics
 from bridge.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from bridge.oidc import Provider
+from bridge.session_middleware import SessionMiddleware
 from bridge.settings import Settings
 
 log = logging.getLogger("bridge.web")
@@ -525,14 +525,7 @@ def create_app(
             trusted_proxies=settings.server.trusted_proxies,
             on_error=unexpected_error,
         ),
-        Middleware(
-            SessionMiddleware,
-            secret_key=settings.session.secret.get_secret_value(),
-            session_cookie=settings.session.cookie_name,
-            max_age=settings.session.max_age,
-            same_site=settings.session.same_site,
-            https_only=settings.https_only,
-        ),
+        Middleware(SessionMiddleware, settings=settings.session, https_only=settings.https_only),
     ]
     app = Starlette(
         routes=_routes(bridge),
