@@ -219,6 +219,52 @@ def test_the_readme_mint_example_runs_against_the_shipped_settings(tmp_path: Pat
     assert "\ntoken:\nJWT " in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("public_url", "expected"),
+    [
+        (
+            "https://acme.test/chat",
+            "server.public_url: must be an origin without a path (found '/chat'): serve the "
+            'bridge at its own host or sub-domain, e.g. public_url = "https://chat.acme.com"',
+        ),
+        (
+            "http://chat.acme.test",
+            "server.public_url: plain http off loopback sends the session cookie without "
+            'Secure: write the https URL visitors use, public_url = "https://chat.acme.test" '
+            "(behind a TLS-terminating proxy too, with the proxy in trusted_proxies), or set "
+            "allow_plain_http = true for a closed network without TLS",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_check_and_serve_refuse_a_public_url_the_pages_cannot_use(
+    settings_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    public_url: str,
+    expected: str,
+) -> None:
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: pytest.fail("must not serve"))
+    text = settings_file.read_text()
+    settings_file.write_text(text.replace('"https://chat.acme.test"', f'"{public_url}"'))
+    status, _, err = run(capsys, command, "--settings", str(settings_file))
+    assert status == 2
+    assert err.splitlines() == [expected]
+
+
+def test_check_accepts_the_default_port_as_the_same_site(
+    settings_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = settings_file.read_text()
+    settings_file.write_text(
+        text.replace('"https://chat.acme.test"', '"https://Chat.Acme.test:443"')
+    )
+    status, out, _ = run(capsys, "check", "--settings", str(settings_file))
+    assert status == 0
+    assert "redirect URI to register at the IdP: https://chat.acme.test/callback/acme" in out
+
+
 def test_check_of_a_missing_file_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
