@@ -484,14 +484,12 @@ def _model_at(keys: tuple[str, ...]) -> type[BaseModel] | None:
     return model
 
 
-def _unknown_key(loc: tuple[str, ...]) -> str:
-    """'did you mean client_id?' from the known keys of the table that holds the typo."""
+def _closest_key(loc: tuple[str, ...]) -> str | None:
+    """The known key of the table holding the typo that is closest to it (difflib)."""
     model = _model_at(loc[:-1])
     known = list(model.model_fields) if model is not None else []
     close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key; did you mean {close[0]}?"
-    return "unknown key (check the spelling)"
+    return close[0] if close else None
 
 
 def _format_errors(exc: ValidationError) -> Iterator[tuple[str, str, str | None]]:
@@ -502,11 +500,12 @@ def _format_errors(exc: ValidationError) -> Iterator[tuple[str, str, str | None]
         message = err["msg"].removeprefix("Value error, ")
         suggested = None
         if err["type"] == "extra_forbidden":
-            message = _unknown_key(tuple(str(item) for item in loc))
-            if message.startswith("unknown key; did you mean "):
+            closest = _closest_key(tuple(str(item) for item in loc))
+            message = "unknown key (check the spelling)"
+            if closest is not None:
+                message = f"unknown key; did you mean {closest}?"
                 parent = key.rpartition(".")[0]
-                name = message.removeprefix("unknown key; did you mean ").rstrip("?")
-                suggested = f"{parent}.{name}" if parent else name
+                suggested = f"{parent}.{closest}" if parent else closest
         elif err["type"] == "missing":
             message = "required"
         for line in message.split("\n"):
