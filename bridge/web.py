@@ -27,7 +27,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bridge import identity, sessions, tiledesk
-from bridge.devidp import create_dev_idp
 from bridge.errors import (
     AccessDenied,
     BridgeError,
@@ -92,6 +91,9 @@ class Bridge:
             provider_transport = self.transport
             client_id = client_secret = None
             if conf.preset == "dev":
+                # Imported only here: production never loads the development IdP.
+                from bridge.devidp import create_dev_idp
+
                 # The demo IdP lives in this process: talk to it in-process, not over the socket.
                 client_id, client_secret = conf.client_id or "bridge-dev", secrets.token_urlsafe(32)
                 self.dev_idp = create_dev_idp(
