@@ -198,6 +198,9 @@
     for (key in own) settings[key] = own[key];
     settings.projectid = config.tiledeskSettings.projectid;
     settings.autoStart = false;
+    // With autoStart false the widget shows its launcher, and a click on it signs an anonymous
+    // guest in: where sign-in is required, the launcher only appears once signed in.
+    if (config.signIn === "required") settings.startHidden = true;
     window.tiledeskSettings = settings;
     // Tiledesk's loader: a queueing stub, then the script whose id must be tiledesk-jssdk.
     (function (d, s, id) {
@@ -280,8 +283,9 @@
     refreshTimer = setTimeout(function () { refresh(false, true); }, Math.min(wait, 2147483000));
   }
 
-  // "required": the widget holds no identity at all; "offered": an anonymous guest until the
-  // visitor signs in (the guest is left alone from page to page).
+  // "required": the widget holds no identity at all. "offered": the widget's own launcher
+  // makes an anonymous guest when opened, and that guest is left alone from page to page;
+  // only an identity this script gave the widget is taken back.
   function signedOut(error) {
     current = null;
     clearStored();
@@ -289,16 +293,7 @@
     var offered = config && config.signIn === "offered";
     var hadIdentity = remembered(SIGNED_IN_WIDGET);
     remember(SIGNED_IN_WIDGET, false);
-    var cleared = !offered || hadIdentity ? widgetLogout() : Promise.resolve();
-    if (offered) {
-      cleared.then(function () {
-        whenWidgetReady(function () {
-          if (!current && typeof window.tiledesk.signInAnonymous === "function") {
-            window.tiledesk.signInAnonymous();
-          }
-        });
-      });
-    }
+    if (!offered || hadIdentity) widgetLogout();
     setState("signed-out", { error: error });
   }
 

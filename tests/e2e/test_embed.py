@@ -73,6 +73,7 @@ def test_popup_sign_in_on_another_site_signs_the_widget_in(
         "marginX": "24px",
         "projectid": bridge.project_id,
         "autoStart": False,
+        "startHidden": True,  # sign-in required: no launcher (and no guest) until signed in
     }
     assert page.evaluate("window.__widgetErrors") == []
     assert errors == []
@@ -165,13 +166,14 @@ def test_a_same_site_page_is_signed_in_through_the_bridge_cookie(
 ) -> None:
     """127.0.0.1:<other port> is the bridge's own site: SameSite=Lax cookies come along."""
     context = new_context(viewport=DESKTOP)
-    context.add_init_script("window.__widgetAllowAnonymous = true;")
     page = context.new_page()
     page.goto(f"{same_site.url}/index.html")
     chat_state(page, "signed-out")
-    # "offered" on this site: an anonymous guest chats until the visitor signs in.
-    page.wait_for_function("() => window.__widgetState && window.__widgetState.isLogged")
-    assert page.evaluate("window.__widgetState.user_id").startswith("guest_")
+    # "offered" on this site: the widget's own launcher stays (it makes a guest when opened),
+    # and nothing of the widget is touched before the visitor signs in.
+    page.wait_for_function("() => window.__tiledeskSettingsSeen")
+    assert "startHidden" not in page.evaluate("window.__tiledeskSettingsSeen")
+    assert widget_calls(page, "logout") == []
 
     popup_sign_in(page, bridge, same_site, "alice")
     chat_state(page, "signed-in: Alice")
@@ -182,6 +184,7 @@ def test_a_same_site_page_is_signed_in_through_the_bridge_cookie(
     (call,) = widget_calls(page, "signInWithCustomToken")
     assert verify(bridge, call[1])["email"] == "alice@acme.test"
     assert widget_calls(page, "signInAnonymous") == []
+    assert page.evaluate("window.__widgetErrors") == []
 
 
 def test_redirect_mode_signs_in_in_the_tab_and_lands_on_the_same_page(
@@ -326,7 +329,6 @@ def test_sign_out_from_a_same_site_page_through_the_api_comes_back_to_it(
 ) -> None:
     """The cookie comes along: a CORS POST /logout, then the IdP, then back to the page."""
     context = new_context(viewport=DESKTOP)
-    context.add_init_script("window.__widgetAllowAnonymous = true;")
     page = context.new_page()
     page.goto(f"{same_site.url}/custom.html")
     chat_state(page, "signed-out")
@@ -441,7 +443,6 @@ def test_the_token_is_renewed_before_exp_and_the_widget_signed_out_when_the_sess
     bridge: Bridge, same_site: Site, new_context: Callable[..., Any]
 ) -> None:
     context = new_context(viewport=DESKTOP)
-    context.add_init_script("window.__widgetAllowAnonymous = true;")
     context.clock.install()
     page = context.new_page()
     page.goto(f"{same_site.url}/index.html")
@@ -457,7 +458,7 @@ def test_the_token_is_renewed_before_exp_and_the_widget_signed_out_when_the_sess
     first, second = widget_calls(page, "signInWithCustomToken")
     assert first[1] != second[1]
     assert verify(bridge, second[1])["_id"] == verify(bridge, first[1])["_id"]
-    assert widget_calls(page, "logout") == [], "offered: the guest was left alone, then replaced"
+    assert widget_calls(page, "logout") == [], "renewed in place, never signed out"
 
     # The bridge session ends elsewhere: the next renewal signs the widget out instead.
     assert (
@@ -469,7 +470,7 @@ def test_the_token_is_renewed_before_exp_and_the_widget_signed_out_when_the_sess
     page.clock.fast_forward(60_000)
     chat_state(page, "signed-out")
     assert len(widget_calls(page, "logout")) == 1
-    page.wait_for_function("() => (window.__widgetState.user_id || '').startsWith('guest_')")
+    assert page.evaluate("window.__widgetState.isLogged") is False
 
 
 def test_a_token_kept_on_another_site_is_dropped_at_its_exp(
@@ -496,9 +497,7 @@ def test_a_token_the_widget_refuses_is_fetched_again_once_on_the_site(
     bridge: Bridge, same_site: Site, new_context: Callable[..., Any]
 ) -> None:
     context = new_context(viewport=DESKTOP)
-    context.add_init_script(
-        "window.__widgetAllowAnonymous = true; window.__widgetRejectTokens = 1;"
-    )
+    context.add_init_script("window.__widgetRejectTokens = 1;")
     page = context.new_page()
     page.goto(f"{same_site.url}/index.html")
     chat_state(page, "signed-out")

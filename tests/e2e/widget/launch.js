@@ -20,8 +20,7 @@
 // Test hooks: window.__tiledeskCalls = [[method, ...args], ...] records every call (and each is
 // logged to the console as "[tiledesk] <method>");
 // window.__tiledeskSettingsSeen is a copy of window.tiledeskSettings taken at start;
-// window.__widgetRejectTokens = N refuses the next N tokens; window.__widgetAllowAnonymous = true
-// lets signInAnonymous sign a guest in (otherwise it is a contract violation); window.__widgetState tells
+// window.__widgetRejectTokens = N refuses the next N tokens; window.__widgetState tells
 // {started, isLogged, user_id}; window.__widgetErrors lists contract violations seen.
 (function () {
   "use strict";
@@ -127,14 +126,8 @@
     };
     t.signInAnonymous = function () {
       record("signInAnonymous", arguments);
-      if (!window.__widgetAllowAnonymous) {
-        errors.push("signInAnonymous was called: the visitor would become an anonymous guest");
-        return Promise.reject(new Error("anonymous chat is not allowed on this page"));
-      }
-      state.isLogged = true;
-      state.user_id = "guest_" + Math.random().toString(36).slice(2);
-      authChanged("online");
-      return Promise.resolve({ _id: state.user_id, uid: state.user_id });
+      errors.push("signInAnonymous was called: the visitor would become an anonymous guest");
+      return Promise.reject(new Error("not in the stand-in"));
     };
     ["show", "hide", "open", "close", "dispose", "setParameter", "reInit", "restart"].forEach(function (name) {
       t[name] = function () { record(name, arguments); };
