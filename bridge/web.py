@@ -350,10 +350,11 @@ async def callback(request: Request) -> Response:
         bridge.metrics.login(provider.name, exc.code)
         _log_login(provider.name, exc.code, started, exc.detail)
         request.state.logged_error = exc
-        if flow is not None and flow.return_to is not None and flow.mode is not None:
+        page = embed.site_page(bridge.settings, flow.return_to) if flow is not None else None
+        if flow is not None and flow.mode is not None and page is not None:
             # The visitor started on a site: the error is shown there, not on our page.
             bridge.metrics.error(exc.code)
-            target = embed.landing_url(flow.return_to, flow.mode, error=exc.code)
+            target = embed.landing_url(page[1], flow.mode, error=exc.code)
             return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
         raise
     bridge.metrics.login(provider.name, "ok")
@@ -410,11 +411,11 @@ async def _complete_login(
         )
     except ValueError as exc:
         raise IdTokenInvalid(str(exc)) from None
+    page = embed.site_page(bridge.settings, flow.return_to)
+    if flow.return_to is not None and page is None:  # [sites] changed meanwhile
+        raise InvalidRequest("the page this sign-in started on is no longer an allowed site")
     sessions.sign_in(request.session, provider=provider.name, user=user, id_token=token["id_token"])
-    if flow.return_to is not None and flow.mode is not None:
-        page = embed.site_page(bridge.settings, flow.return_to)
-        if page is None:  # the site left [sites] while the visitor was at the IdP
-            raise InvalidRequest("the page this sign-in started on is no longer an allowed site")
+    if page is not None and flow.mode is not None:
         handle = await bridge.handles.issue(
             {"user": user.as_dict(), "challenge": flow.challenge},
             origin=page[0],

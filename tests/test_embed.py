@@ -631,3 +631,22 @@ client_secret = "x"
         capsys.readouterr().err
     )
     assert calls == []
+
+
+def test_a_site_removed_while_its_visitor_is_at_the_idp_gets_nothing(
+    idps: dict[str, FakeIdP],
+) -> None:
+    """The bridge restarted without the site: no handle, no session, no redirect to it."""
+    _, challenge = keys()
+    with app_client(settings_with({SHOP: {}})) as before:
+        start = before.get(
+            "/login/acme", params={"return_to": PAGE, "mode": "popup", "challenge": challenge}
+        )
+        code, state = idps["acme"].authorize(start.headers["location"])
+        cookies = dict(before.cookies)
+    with app_client(settings_with({BLOG: {}})) as after:
+        after.cookies.update(cookies)
+        answer = after.get("/callback/acme", params={"code": code, "state": state})
+        assert answer.status_code == 400
+        assert "location" not in answer.headers
+        assert auth(after).status_code == 401
