@@ -125,7 +125,7 @@
     note.id = "tiledesk-bridge-popup-done";
     note.setAttribute("role", "status");
     note.textContent = result.error ? "Sign-in did not complete. You can close this window."
-      : "You are signed in. You can close this window.";
+      : "Sign-in finished. You can close this window.";
     styleBox(note, "50%");
     function show() { document.body.appendChild(note); }
     if (document.body) show(); else document.addEventListener("DOMContentLoaded", show);

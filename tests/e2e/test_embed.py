@@ -545,3 +545,17 @@ def test_signing_in_or_out_in_one_tab_of_another_site_reaches_its_other_tabs(
         first.click("#site-signout")
     chat_state(other, "signed-out")
     assert other.evaluate("window.__widgetState.isLogged") is False
+
+
+def test_a_landing_in_a_tab_that_cannot_close_says_so_and_clears_the_address_bar(
+    bridge: Bridge, site: Site, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    """The page was opened by hand (or the browser kept the popup): it tells the visitor."""
+    page = new_context(viewport=DESKTOP).new_page()
+    page.goto(f"{site.url}/index.html?x=1#tdb_mode=popup&tdb_handle={'A' * 43}")
+    note = page.locator("#tiledesk-bridge-popup-done")
+    note.wait_for()
+    assert note.inner_text() == "Sign-in finished. You can close this window."
+    assert page.url == f"{site.url}/index.html?x=1"
+    assert page.evaluate("typeof window.Tiledesk") == "undefined", "no widget in the popup"
+    page.screenshot(path=artifacts / "site-popup-landing.png")
