@@ -464,14 +464,27 @@ def _resolve_secrets(value: Any, base_dir: Path, path: str, problems: list[str])
             return None
         return os.environ[name]
     if value.startswith("file:"):
-        file = Path(value[5:]).expanduser()
+        try:
+            file = Path(value[5:]).expanduser()
+        except RuntimeError:  # "~someone/..." naming no user of this machine
+            problems.append(f"{path}: cannot read {value[5:]}: no such user's home directory")
+            return None
         if not file.is_absolute():
             file = base_dir / file
         try:
             return file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             problems.append(f"{path}: cannot read {file}: {exc.strerror or exc}")
-            return None
+        except UnicodeDecodeError:
+            problems.append(
+                f"{path}: cannot read {file}: not UTF-8 text (write the secret as text, "
+                "e.g. the output of `openssl rand -base64 48`)"
+            )
+        except ValueError:  # open() refuses a NUL in the path
+            problems.append(
+                f"{path}: cannot read {str(file)!r}: a path cannot hold a NUL character"
+            )
+        return None
     return value
 
 
