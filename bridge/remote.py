@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, Literal, TypeVar
 
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, IdpError
 
 log = logging.getLogger("bridge.remote")
 
@@ -147,13 +147,23 @@ class RemoteDocument(Generic[T]):
     async def _load(self, url: str, reason: Reason) -> T:
         try:
             value = await self._fetch(url)
-        except BridgeError as exc:
-            self._error, self._failed_at = exc, self.clock()
+        except Exception as exc:
+            error = exc if isinstance(exc, BridgeError) else None
+            if error is None:
+                # A fault the fetch did not map (a parser tripping on the IdP's answer) is
+                # still a failed fetch: backed off, behind the cached copy, logged once.
+                log.error("%s: the fetch failed unexpectedly", self.what, exc_info=exc)
+                error = IdpError(f"{self.what}: the fetch failed ({type(exc).__name__})")
+            self._error, self._failed_at = error, self.clock()
             if self._value is not None:
                 log.warning(
-                    "%s refresh failed, keeping the cached copy for now: %s", self.what, exc.detail
+                    "%s refresh failed, keeping the cached copy for now: %s",
+                    self.what,
+                    error.detail,
                 )
-            raise
+            if error is exc:
+                raise
+            raise error from None
         self._value, self._url, self._fetched_at = value, url, self.clock()
         self._error = None
         if self._on_fetched is not None:

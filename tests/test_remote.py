@@ -252,3 +252,32 @@ def test_closing_cancels_a_refresh_under_way() -> None:
         assert reasons == ["initial"]
 
     run(scenario)
+
+
+def test_unmapped_fetch_exception_backs_off_and_keeps_the_cached_copy() -> None:
+    async def scenario(
+        doc: RemoteDocument[str], source: Source, clock: FakeClock, reasons: list[Reason]
+    ) -> None:
+        assert await doc.get(URL) == "version-1"
+        clock.advance(MAX_AGE)
+        source.error = TypeError("'int' object is not iterable")
+        assert await doc.get(URL) == "version-1"
+        assert await doc.get(URL) == "version-1"
+        assert source.calls == [URL, URL], "backing off after the failure, like any other"
+
+    run(scenario)
+
+
+def test_unmapped_fetch_exception_without_a_copy_is_an_idp_error_and_backs_off() -> None:
+    async def scenario(
+        doc: RemoteDocument[str], source: Source, clock: FakeClock, reasons: list[Reason]
+    ) -> None:
+        source.error = RecursionError("maximum recursion depth exceeded")
+        with pytest.raises(IdpError) as first:
+            await doc.get(URL)
+        assert first.value.detail == "test document: the fetch failed (RecursionError)"
+        with pytest.raises(IdpError):
+            await doc.get(URL)
+        assert source.calls == [URL]
+
+    run(scenario)
