@@ -388,6 +388,11 @@ class Settings(_Model):
         server = info.data.get("server")
         if server is not None and value.same_site == "none" and not server.is_https:
             raise ValueError("same_site: 'none' needs an https public_url")
+        if value.same_site == "none" and value.https_only is False:
+            raise ValueError(
+                "same_site: 'none' needs the cookie's Secure flag: leave https_only out "
+                "(or true), browsers drop a SameSite=None cookie without it"
+            )
         return value
 
     @field_validator("providers")

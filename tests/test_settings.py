@@ -455,3 +455,18 @@ def test_any_toml_document_gives_settings_or_lines_naming_keys(document: dict[st
             assert "\n" not in line
             key, sep, message = line.partition(": ")
             assert sep and key and message, line
+
+
+def test_same_site_none_with_https_only_off_is_refused() -> None:
+    """Browsers drop a ``SameSite=None`` cookie without ``Secure``: nobody could sign in."""
+    data = with_change("server.public_url", "https://chat.acme.com")
+    data["session"].update(same_site="none", https_only=False)
+    assert problems(data) == [
+        "session.same_site: 'none' needs the cookie's Secure flag: leave https_only out "
+        "(or true), browsers drop a SameSite=None cookie without it"
+    ]
+
+
+def test_same_site_none_on_plain_http_is_refused() -> None:
+    data = with_change("session.same_site", "none")
+    assert problems(data) == ["session.same_site: 'none' needs an https public_url"]
