@@ -465,8 +465,9 @@ class Provider:
         except OAuthError as exc:
             hint = self._token_error_hint(str(exc.error), exc.description)
             raise IdpError(f"{self.name}: the token endpoint refused: {hint}") from None
-        except (ValueError, TypeError):
-            # Authlib before 1.9 trips (TypeError) over a JSON answer that is not an object.
+        except (ValueError, TypeError, RecursionError):
+            # Authlib before 1.9 trips (TypeError) over a JSON answer that is not an object;
+            # the JSON parser gives up (RecursionError) on nesting deeper than its stack.
             raise IdpError(
                 f"{self.name}: the token endpoint's answer is not a JSON object"
             ) from None
