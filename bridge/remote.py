@@ -154,7 +154,9 @@ class RemoteDocument(Generic[T]):
                 # still a failed fetch: backed off, behind the cached copy, logged once.
                 log.error("%s: the fetch failed unexpectedly", self.what, exc_info=exc)
                 error = IdpError(f"{self.what}: the fetch failed ({type(exc).__name__})")
-            self._error, self._failed_at = error, self.clock()
+            # A copy, without a traceback: every waiting caller re-raises ``error``, adding its
+            # frames, and the failure is kept until the source recovers.
+            self._error, self._failed_at = copy.copy(error), self.clock()
             if self._value is not None:
                 log.warning(
                     "%s refresh failed, keeping the cached copy for now: %s",

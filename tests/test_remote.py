@@ -7,6 +7,8 @@ same behaviour through whole logins against the fake IdP.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -277,6 +279,37 @@ def test_unmapped_fetch_exception_without_a_copy_is_an_idp_error_and_backs_off()
             await doc.get(URL)
         assert first.value.detail == "test document: the fetch failed (RecursionError)"
         with pytest.raises(IdpError):
+            await doc.get(URL)
+        assert source.calls == [URL]
+
+    run(scenario)
+
+
+class _Request:
+    """Stands for what a caller's frame holds (a request, its scope)."""
+
+
+def test_a_failure_kept_for_the_backoff_holds_no_callers_frames() -> None:
+    """Every caller of one failed fetch re-raises its exception, growing its traceback by the
+    caller's frames; the copy kept for the back-off must not pin them until the IdP recovers."""
+
+    async def scenario(
+        doc: RemoteDocument[str], source: Source, clock: FakeClock, reasons: list[Reason]
+    ) -> None:
+        source.error, source.delay = IdpError("down"), 0.01
+        held: list[weakref.ref[_Request]] = []
+
+        async def caller() -> None:
+            request = _Request()
+            held.append(weakref.ref(request))
+            with pytest.raises(IdpError):
+                await doc.get(URL)
+
+        await asyncio.gather(*(caller() for _ in range(10)))
+        source.error = None  # the fake's own exception object, raised once per fetch
+        gc.collect()
+        assert [ref() for ref in held] == [None] * 10
+        with pytest.raises(IdpError, match=r"^down \(not retried for another 5s\)$"):
             await doc.get(URL)
         assert source.calls == [URL]
 
