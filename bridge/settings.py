@@ -608,9 +608,14 @@ def parse_settings(data: Mapping[str, Any], base_dir: Path | None = None) -> Set
             if not any(pruned):
                 break
     if problems or settings is None:
-        raise SettingsError(problems, literal_secrets(data))
+        raise SettingsError([_one_line(p) for p in problems], literal_secrets(data))
     settings._warnings = tuple(literal_secrets(data))
     return settings
+
+
+def _one_line(problem: str) -> str:
+    """A TOML key or path may hold a newline or another control character: shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in problem)
 
 
 def _secret_fields(model: type[BaseModel], prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
@@ -660,8 +665,8 @@ def literal_secrets(data: Mapping[str, Any]) -> list[str]:
                 isinstance(v, str) and v and not v.startswith(("env:", "file:")) for v in values
             ):
                 warnings.append(
-                    f"warning: {key}: a secret written in the settings file itself; write "
-                    '"env:NAME" to read it from the environment or "file:/path" from a file'
+                    f"warning: {_one_line(key)}: a secret written in the settings file itself; "
+                    'write "env:NAME" to read it from the environment or "file:/path" from a file'
                 )
     return warnings
 
