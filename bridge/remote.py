@@ -65,6 +65,8 @@ class RemoteDocument(Generic[T]):
         self._refetched_at: float | None = None
         self._pending: asyncio.Task[T] | None = None
         self._pending_url = ""
+        #: Every fetch still running, the latest and any for a URL asked before it.
+        self._running: set[asyncio.Task[T]] = set()
 
     @property
     def value(self) -> T | None:
@@ -115,11 +117,15 @@ class RemoteDocument(Generic[T]):
             return None
 
     async def aclose(self) -> None:
-        """Cancel a refresh still under way (one started behind the cached copy)."""
-        task, self._pending = self._pending, None
-        if task is not None and not task.done():
+        """Cancel every fetch still under way (a refresh started behind the cached copy)."""
+        loop = asyncio.get_running_loop()
+        # A task of another (finished) event loop cannot be awaited here; it is only dropped.
+        tasks = [t for t in self._running if t.get_loop() is loop]
+        self._running.clear()
+        self._pending = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- single flight -------------------------------------------------------------
 
@@ -129,6 +135,7 @@ class RemoteDocument(Generic[T]):
         task = self._pending
         if task is None or task.done() or task.get_loop() is not loop or self._pending_url != url:
             task = loop.create_task(self._load(url, reason))
+            self._running.add(task)
             task.add_done_callback(self._settled)
             self._pending, self._pending_url = task, url
         return task
@@ -139,6 +146,7 @@ class RemoteDocument(Generic[T]):
         return await asyncio.shield(self._start(url, reason))
 
     def _settled(self, task: asyncio.Task[T]) -> None:
+        self._running.discard(task)
         if self._pending is task:
             self._pending = None
         if not task.cancelled():

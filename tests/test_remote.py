@@ -314,3 +314,45 @@ def test_a_failure_kept_for_the_backoff_holds_no_callers_frames() -> None:
         assert source.calls == [URL]
 
     run(scenario)
+
+
+def test_closing_cancels_every_fetch_under_way_not_only_the_latest() -> None:
+    """A fetch for another URL (a JWKS moved) while a refresh runs behind the copy: closing
+    must stop both, or one outlives the app's shutdown."""
+
+    async def main() -> None:
+        gate, running = asyncio.Event(), set[str]()
+
+        async def fetch(url: str) -> str:
+            running.add(url)
+            try:
+                await gate.wait()
+                return url
+            finally:
+                running.discard(url)
+
+        clock = FakeClock()
+        doc = RemoteDocument(
+            "test document",
+            fetch,
+            max_age=MAX_AGE,
+            retry_after=RETRY_AFTER,
+            refetch_interval=REFETCH_INTERVAL,
+            clock=clock,
+        )
+        gate.set()
+        await doc.get(URL)
+        gate.clear()
+        clock.advance(MAX_AGE)
+        waiting = asyncio.ensure_future(doc.get(URL))
+        moved = asyncio.ensure_future(doc.get(URL + "/moved"))
+        while len(running) < 2:
+            await asyncio.sleep(0)
+        assert running == {URL, URL + "/moved"}
+        await doc.aclose()
+        assert running == set()
+        for caller in (waiting, moved):
+            caller.cancel()
+        await asyncio.gather(waiting, moved, return_exceptions=True)
+
+    asyncio.run(main())
