@@ -52,8 +52,17 @@ $(E2E_OP)/node_modules/.stamp: $(E2E_OP)/package-lock.json
 
 e2e-deps: $(E2E_OP)/node_modules/.stamp
 
-bench: install-test
-	$(BIN)/python bench/bench.py
+BENCH_EXPRESS := bench/express
+
+# The Express yardstick for make bench: reinstalled only when its lock changes.
+$(BENCH_EXPRESS)/node_modules/.stamp: $(BENCH_EXPRESS)/package-lock.json
+	cd $(BENCH_EXPRESS) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# Real servers on loopback, interleaved rounds, figures beside budgets (about 5 minutes).
+# `make bench BENCH_ARGS=--quick` for a run under a minute. Not part of `make test`.
+bench: install-test $(BENCH_EXPRESS)/node_modules/.stamp
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
