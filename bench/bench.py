@@ -631,6 +631,55 @@ async def main_async(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+async def auth_only(plan: Plan, args: argparse.Namespace) -> None:
+    """Bare vs bridge /auth only, for a change's before/after; a py-spy profile if asked."""
+    workdir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
+    fleet = Fleet(workdir)
+    transport = pool()
+    try:
+        idp = fleet.idp("idp")
+        bridge, _ = fleet.bridge("bridge", idp)
+        visitor = await signed_in(bridge, transport)
+        bare = fleet.bare()
+        targets = [
+            Target("bare", bare),
+            Target("bridge", bridge, visitor.cookie_header(), cpu_of=bridge),
+        ]
+
+        async def nothing(r: int) -> None:
+            return None
+
+        runs = await auth_rounds(plan, targets, nothing)
+        ratios = [x.rps / y.rps for x, y in zip(runs["bridge"], runs["bare"], strict=True)]
+        cpu = [r.cpu_ms_per_request for r in runs["bridge"] if r.cpu_ms_per_request]
+        print(
+            f"/auth: bridge/bare {median(ratios):.3f} (rounds: "
+            f"{', '.join(f'{r:.3f}' for r in ratios)}); bridge CPU per /auth "
+            f"{median(cpu) * 1000:.0f} us (rounds: {', '.join(f'{c * 1000:.0f}' for c in cpu)}); "
+            f"bridge {median([r.rps for r in runs['bridge']]):,.0f} req/s, "
+            f"bare {median([r.rps for r in runs['bare']]):,.0f} req/s"
+        )
+        if args.profile:
+            spy = shutil.which("py-spy") or str(BIN / "py-spy")
+            argv = [spy, "record", "--pid", str(bridge.proc.pid), "--rate", "250"]
+            argv += ["--duration", f"{plan.duration:.0f}", "--format", "raw"]
+            argv += ["--output", str(args.profile), "--nonblocking"]
+            profiler = subprocess.Popen(argv, stdout=subprocess.DEVNULL)  # noqa: S603
+            run_wrk(
+                bridge,
+                duration=plan.duration,
+                connections=plan.connections,
+                cookie=visitor.cookie_header(),
+            )
+            profiler.wait(timeout=60)
+            log(f"profile (py-spy raw, collapsed stacks) in {args.profile}")
+    finally:
+        await transport.aclose()
+        fleet.stop_all()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 async def slow_idp(plan: Plan, fleet: Fleet, transport: httpx.AsyncBaseTransport) -> dict[str, Any]:
     """N callbacks at once against an IdP that answers every call after ``slow_delay``."""
     idp = fleet.idp("idp-slow", delay=plan.slow_delay)
@@ -944,6 +993,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds of wrk per contender per round")
     parser.add_argument("--json", type=Path, default=BENCH / "results.json", help="where to write")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, settings)")
+    parser.add_argument(
+        "--auth-only",
+        action="store_true",
+        help="only /auth against the bare endpoint: a change's before and after",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="with --auth-only: py-spy the bridge under load, to PATH"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.rounds or args.duration:
@@ -955,6 +1012,9 @@ def main() -> None:
     if not (EXPRESS / "node_modules").is_dir():
         sys.exit("bench/express has no node_modules: run `make bench` (it runs npm ci there)")
     ensure_wrk()
+    if args.auth_only:
+        asyncio.run(auth_only(plan, args))
+        return
     machine = machine_facts()
     started = time.monotonic()
     busy, own = _busy_seconds(), _own_seconds()
