@@ -42,7 +42,7 @@ from bridge.errors import (
     StateMismatch,
 )
 from bridge.metrics import CONTENT_TYPE_LATEST, Metrics
-from bridge.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from bridge.middleware import EdgeMiddleware
 from bridge.oidc import Provider
 from bridge.session_middleware import SessionMiddleware
 from bridge.settings import Settings
@@ -521,9 +521,9 @@ def create_app(
             await bridge.aclose()
 
     middleware = [
-        Middleware(SecurityHeadersMiddleware, https=settings.server.is_https),
         Middleware(
-            RequestContextMiddleware,
+            EdgeMiddleware,
+            https=settings.server.is_https,
             trusted_proxies=settings.server.trusted_proxies,
             on_error=unexpected_error,
         ),
