@@ -256,7 +256,9 @@ class Fleet:
         server.wait_ready("/.well-known/openid-configuration", timeout=60)
         return server
 
-    def bridge(self, name: str, idp: Server, workers: int = 1) -> tuple[Server, float]:
+    def bridge(
+        self, name: str, idp: Server, workers: int = 1, source: Path | None = None
+    ) -> tuple[Server, float]:
         """`tiledesk-bridge serve` on a generated settings file; returns it and its ready time."""
         port = free_port()
         settings = self.workdir / f"{name}.toml"
@@ -289,7 +291,9 @@ email_domains = ["acme.test"]
         )
         argv = [str(BIN / "tiledesk-bridge"), "serve", "--settings", str(settings)]
         argv += ["--workers", str(workers)]
-        server = self.start(name, argv, port)
+        # ``source``: another version of the package, found before the installed one.
+        env = {"PYTHONPATH": str(source)} if source else None
+        server = self.start(name, argv, port, env=env)
         return server, server.wait_ready("/readyz")
 
     def express(self, user: dict[str, Any]) -> Server:
@@ -632,7 +636,12 @@ async def main_async(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def auth_only(plan: Plan, args: argparse.Namespace) -> None:
-    """Bare vs bridge /auth only, for a change's before/after; a py-spy profile if asked."""
+    """Bare vs bridge /auth only, for a change's before and after.
+
+    With ``--baseline REF`` the bridge at that commit runs beside the working tree's,
+    interleaved in the same rounds: the fair comparison on a machine whose load moves.
+    With ``--profile PATH``, a py-spy profile of the working tree's bridge under load.
+    """
     workdir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
     fleet = Fleet(workdir)
     transport = pool()
@@ -645,20 +654,49 @@ async def auth_only(plan: Plan, args: argparse.Namespace) -> None:
             Target("bare", bare),
             Target("bridge", bridge, visitor.cookie_header(), cpu_of=bridge),
         ]
+        if args.baseline:
+            source = workdir / "baseline"
+            source.mkdir()
+            archive = subprocess.run(  # noqa: S603
+                ["git", "archive", args.baseline, "bridge"],  # noqa: S607
+                cwd=ROOT,
+                capture_output=True,
+                check=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)  # noqa: S603, S607
+            base, _ = fleet.bridge("baseline", idp, source=source)
+            base_visitor = await signed_in(base, transport)
+            targets.append(Target("baseline", base, base_visitor.cookie_header(), cpu_of=base))
 
         async def nothing(r: int) -> None:
             return None
 
         runs = await auth_rounds(plan, targets, nothing)
-        ratios = [x.rps / y.rps for x, y in zip(runs["bridge"], runs["bare"], strict=True)]
-        cpu = [r.cpu_ms_per_request for r in runs["bridge"] if r.cpu_ms_per_request]
-        print(
-            f"/auth: bridge/bare {median(ratios):.3f} (rounds: "
-            f"{', '.join(f'{r:.3f}' for r in ratios)}); bridge CPU per /auth "
-            f"{median(cpu) * 1000:.0f} us (rounds: {', '.join(f'{c * 1000:.0f}' for c in cpu)}); "
-            f"bridge {median([r.rps for r in runs['bridge']]):,.0f} req/s, "
-            f"bare {median([r.rps for r in runs['bare']]):,.0f} req/s"
-        )
+
+        def describe(name: str) -> str:
+            ratios = [x.rps / y.rps for x, y in zip(runs[name], runs["bare"], strict=True)]
+            cpu = [r.cpu_ms_per_request or 0.0 for r in runs[name]]
+            return (
+                f"{name}: {median([r.rps for r in runs[name]]):,.0f} req/s, "
+                f"/bare {median(ratios):.3f} ({', '.join(f'{r:.3f}' for r in ratios)}), "
+                f"CPU per /auth {median(cpu) * 1000:.0f} us "
+                f"({', '.join(f'{c * 1000:.0f}' for c in cpu)})"
+            )
+
+        print(f"bare: {median([r.rps for r in runs['bare']]):,.0f} req/s")
+        print(describe("bridge"))
+        if args.baseline:
+            print(describe("baseline"))
+            speed = [x.rps / y.rps for x, y in zip(runs["bridge"], runs["baseline"], strict=True)]
+            cpu = [
+                (x.cpu_ms_per_request or 0.0) / (y.cpu_ms_per_request or 1.0)
+                for x, y in zip(runs["bridge"], runs["baseline"], strict=True)
+            ]
+            print(
+                f"bridge vs {args.baseline}: req/s x{median(speed):.3f} "
+                f"({', '.join(f'{s:.3f}' for s in speed)}), CPU per /auth x{median(cpu):.3f} "
+                f"({', '.join(f'{c:.3f}' for c in cpu)})"
+            )
         if args.profile:
             spy = shutil.which("py-spy") or str(BIN / "py-spy")
             argv = [spy, "record", "--pid", str(bridge.proc.pid), "--rate", "250"]
@@ -1000,6 +1038,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", type=Path, help="with --auth-only: py-spy the bridge under load, to PATH"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="with --auth-only: the bridge at this commit beside the working tree's",
     )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
