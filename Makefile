@@ -100,8 +100,8 @@ $(BENCH_EXPRESS)/node_modules/.stamp: $(BENCH_EXPRESS)/package-lock.json
 	cd $(BENCH_EXPRESS) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
-# Real servers on loopback, interleaved rounds, figures beside budgets (about 5 minutes).
-# `make bench BENCH_ARGS=--quick` for a run under a minute. Not part of `make test`.
+# Real servers on loopback, interleaved rounds, figures beside budgets (5-10 minutes).
+# `make bench BENCH_ARGS=--quick` for a shorter one. Not part of `make test`.
 bench: install-test $(BENCH_EXPRESS)/node_modules/.stamp
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 

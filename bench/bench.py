@@ -945,6 +945,10 @@ def table(plan: Plan, results: dict[str, Any], machine: dict[str, Any]) -> str:
         f"  what its CPU explains ({slow['callbacks']} x CPU per sign-in)",
         f"{slow['cpu_explains_ms']:.0f} ms",
     )
+    row(
+        "  the bridge's CPU per callback in the burst",
+        f"{slow['bridge_cpu_ms_per_callback']:.2f} ms",
+    )
     row("  new IdP connections in the burst", f"{slow['new_idp_connections']}")
     for name, value in f["memory_mib"].items():
         row(f"resident memory, {name}", f"{value:.1f} MiB")
@@ -1026,7 +1030,7 @@ def _sigterm_as_exit() -> Iterator[None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds and smaller batches")
     parser.add_argument("--rounds", type=int, help="rounds of /auth measurements")
     parser.add_argument("--duration", type=float, help="seconds of wrk per contender per round")
     parser.add_argument("--json", type=Path, default=BENCH / "results.json", help="where to write")
