@@ -1030,7 +1030,9 @@ def _sigterm_as_exit() -> Iterator[None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds and smaller batches")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer, shorter rounds and smaller batches"
+    )
     parser.add_argument("--rounds", type=int, help="rounds of /auth measurements")
     parser.add_argument("--duration", type=float, help="seconds of wrk per contender per round")
     parser.add_argument("--json", type=Path, default=BENCH / "results.json", help="where to write")
