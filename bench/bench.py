@@ -250,7 +250,7 @@ class Fleet:
     def idp(self, name: str, delay: float = 0.0) -> Server:
         port = free_port()
         argv = [sys.executable, str(BENCH / "idp.py"), "--port", str(port)]
-        argv += ["--client-id", CLIENT_ID, "--client-secret", self.client_secret]
+        argv += [f"--client-id={CLIENT_ID}", f"--client-secret={self.client_secret}"]
         argv += ["--delay", str(delay)]
         server = self.start(name, argv, port)
         server.wait_ready("/.well-known/openid-configuration", timeout=60)
@@ -771,6 +771,9 @@ async def slow_idp(plan: Plan, fleet: Fleet, transport: httpx.AsyncBaseTransport
         "added_p99_ms": quantile(times, 0.99) - idp_ms,
         "bridge_cpu_ms_per_callback": cpu_ms / plan.slow_callbacks,
         "new_idp_connections": stats["connections"],
+        # When the bridge's calls reached the IdP, from the burst's start: a late first
+        # token call means the wait was before it, in the bridge or this client.
+        "idp_arrivals_s": stats.get("arrivals", {}),
         "ready_s": ready,
     }
     log(

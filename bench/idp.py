@@ -50,10 +50,15 @@ class ConnectionCounter:
         self.app = app
         self.clients: set[tuple[str, int]] = set()
         self.calls: Counter[str] = Counter()
+        #: When each bridge call arrived, in seconds since the last reset, by path.
+        self.arrivals: dict[str, list[float]] = {}
+        self.since = time.monotonic()
 
     def reset(self) -> None:
         self.clients.clear()
         self.calls.clear()
+        self.arrivals.clear()
+        self.since = time.monotonic()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in HARNESS_PATHS:
@@ -61,6 +66,8 @@ class ConnectionCounter:
             if client:
                 self.clients.add((client[0], client[1]))
             self.calls[scope["path"]] += 1
+            arrived = time.monotonic() - self.since
+            self.arrivals.setdefault(scope["path"], []).append(arrived)
         await self.app(scope, receive, send)
 
 
@@ -194,8 +201,16 @@ class BenchIdP:
         return JSONResponse(profile)
 
     async def stats(self, request: Request) -> Response:
+        spread = {
+            path: {"first_s": min(times), "last_s": max(times)}
+            for path, times in self.counter.arrivals.items()
+        }
         return JSONResponse(
-            {"connections": len(self.counter.clients), "calls": dict(self.counter.calls)}
+            {
+                "connections": len(self.counter.clients),
+                "calls": dict(self.counter.calls),
+                "arrivals": spread,
+            }
         )
 
     async def reset(self, request: Request) -> Response:
