@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Any
 
+import orjson
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -119,7 +120,7 @@ class SessionMiddleware:
         session: dict[str, Any],
         cookie: str | None,
         loaded: Loaded | None,
-        before: str,
+        before: bytes,
         now: float,
     ) -> str | None:
         """The Set-Cookie this answer needs, if any: a new cookie, a deletion, or nothing."""
@@ -141,5 +142,13 @@ class SessionMiddleware:
         return f"{self.cookie_name}=; Max-Age=0{self._attributes}"
 
 
-def _fingerprint(session: dict[str, Any]) -> str:
-    return json.dumps(session, sort_keys=True, separators=(",", ":"))
+def _fingerprint(session: dict[str, Any]) -> bytes:
+    """What the session holds, canonically: equal before and after means nothing changed.
+
+    orjson, several times faster than ``json`` here, and this runs twice per request;
+    ``json`` for what orjson refuses (an integer past 64 bits, which a claim can be).
+    """
+    try:
+        return orjson.dumps(session, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(session, sort_keys=True, separators=(",", ":")).encode()
