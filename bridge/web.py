@@ -46,7 +46,9 @@ from bridge.errors import (
 from bridge.metrics import CONTENT_TYPE_LATEST, Metrics
 from bridge.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from bridge.oidc import Provider
+from bridge.redis_client import RedisClient, StoreStatus
 from bridge.settings import Settings
+from bridge.spent import MemorySpent, RedisSpent, Spent
 
 log = logging.getLogger("bridge.web")
 PACKAGE_DIR = Path(__file__).parent
@@ -80,7 +82,9 @@ class Bridge:
         self.settings = settings
         self.metrics = Metrics()
         self.transport = transport or outbound_transport(settings)
-        self.used_states = sessions.UsedStates()
+        #: Shared by every instance when Redis is configured; this process's memory otherwise.
+        self.redis = RedisClient(settings.session) if settings.session.redis_url else None
+        self.spent: Spent = RedisSpent(self.redis) if self.redis else MemorySpent()
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES_DIR),
             autoescape=select_autoescape(),
@@ -139,6 +143,8 @@ class Bridge:
         for provider in self.providers.values():
             await provider.aclose()
         await self.transport.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def _bridge(request: Request) -> Bridge:
@@ -307,7 +313,7 @@ async def _complete_login(request: Request, bridge: Bridge, provider: Provider) 
     flow = sessions.pop_flow(request.session, state)
     if flow is None:
         raise StateMismatch("no login flow in this browser session matches the state")
-    if not bridge.used_states.spend(state):
+    if not await bridge.spent.spend("state", state, sessions.FLOW_TTL):
         raise StateMismatch("the state was already used")
     if flow.provider != provider.name:
         raise StateMismatch(f"the flow was started for {flow.provider}, not {provider.name}")
@@ -410,9 +416,20 @@ async def readyz(request: Request) -> Response:
         p.name: {"ready": s.ready, "detail": s.detail, **s.extra}
         for p, s in zip(bridge.providers.values(), results, strict=True)
     }
-    ready = all(s.ready for s in results)
+    store = await bridge.redis.status() if bridge.redis else StoreStatus(True, "ready")
+    ready = all(s.ready for s in results) and store.ready
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "providers": report,
+        "store": {
+            "sessions": bridge.settings.session.store,
+            "shared": "redis" if bridge.redis else "memory",
+            "ready": store.ready,
+            "detail": store.detail,
+        },
+    }
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "providers": report},
+        body,
         status_code=200 if ready else 503,
         headers={"Cache-Control": "no-store"},
     )
