@@ -78,6 +78,10 @@ class IdpError(BridgeError):
     public = "The identity provider answered with an error. Please try again later."
 
 
+class IdpUnreachable(IdpError):
+    """The IdP could not be reached at all (DNS, connection refused), as opposed to a bad answer."""
+
+
 class IdpTimeout(BridgeError):
     code = "idp_timeout"
     status = 504

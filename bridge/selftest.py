@@ -19,7 +19,7 @@ import httpx
 from bridge import tiledesk
 from bridge.errors import IdpError, IdpTimeout
 from bridge.identity import TiledeskUser
-from bridge.oidc import ASYMMETRIC_ALGS, KTY_FOR_ALG, Metadata, Provider
+from bridge.oidc import ASYMMETRIC_ALGS, KTY_FOR_ALG, Metadata, Provider, loggable_url
 from bridge.providers import discovery_url
 from bridge.settings import Settings
 
@@ -98,7 +98,7 @@ async def check_provider(provider: Provider, report: Report) -> None:
     try:
         doc = await provider.discovery_document()
     except (IdpError, IdpTimeout) as exc:
-        report.fail(name, f"discovery {url}: {_detail(provider, exc)}")
+        report.fail(name, f"discovery {url}: {_detail(provider, exc, url)}")
         return
     if not isinstance(doc, dict):
         report.fail(name, f"discovery {url}: the document is not a JSON object")
@@ -120,8 +120,9 @@ async def check_provider(provider: Provider, report: Report) -> None:
     await _check_keys(provider, meta, report)
 
 
-def _detail(provider: Provider, exc: IdpError | IdpTimeout) -> str:
-    return exc.detail.removeprefix(f"{provider.name}: ")
+def _detail(provider: Provider, exc: IdpError | IdpTimeout, url: str) -> str:
+    """The failure without what the report line already says: the provider and the URL."""
+    return exc.detail.removeprefix(f"{provider.name}: ").replace(f" {loggable_url(url)}", "")
 
 
 def _check_issuer(provider: Provider, doc: dict[str, Any], report: Report) -> None:
@@ -187,9 +188,9 @@ def _check_algorithms(provider: Provider, doc: dict[str, Any], report: Report) -
 
 async def _check_keys(provider: Provider, meta: Metadata, report: Report) -> None:
     try:
-        keys = await provider.keys()
+        keys = await provider.keys(meta)
     except (IdpError, IdpTimeout) as exc:
-        report.fail(provider.name, f"JWKS {meta.jwks_uri}: {_detail(provider, exc)}")
+        report.fail(provider.name, f"JWKS {meta.jwks_uri}: {_detail(provider, exc, meta.jwks_uri)}")
         return
     usable_types = {KTY_FOR_ALG.get(alg[:2], "") for alg in meta.algorithms}
     fitting = [k for k in keys.keys if k.key_type in usable_types]

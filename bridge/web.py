@@ -21,14 +21,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bridge import identity, sessions, tiledesk
-from bridge.devidp import create_dev_idp
 from bridge.errors import (
     AccessDenied,
     BridgeError,
@@ -47,6 +45,7 @@ from bridge.metrics import CONTENT_TYPE_LATEST, Metrics
 from bridge.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from bridge.oidc import Provider
 from bridge.redis_client import RedisClient, StoreStatus
+from bridge.session_middleware import SessionMiddleware
 from bridge.settings import Settings
 from bridge.spent import MemorySpent, RedisSpent, Spent
 
@@ -96,6 +95,9 @@ class Bridge:
             provider_transport = self.transport
             client_id = client_secret = None
             if conf.preset == "dev":
+                # Imported only here: production never loads the development IdP.
+                from bridge.devidp import create_dev_idp
+
                 # The demo IdP lives in this process: talk to it in-process, not over the socket.
                 client_id, client_secret = conf.client_id or "bridge-dev", secrets.token_urlsafe(32)
                 self.dev_idp = create_dev_idp(
@@ -326,11 +328,11 @@ async def _complete_login(request: Request, bridge: Bridge, provider: Provider) 
     if not code:
         raise MissingCode("the callback has no code")
 
-    token = await provider.exchange_code(code, flow.verifier)
+    token = await provider.exchange_code(code, flow.verifier, meta=meta)
     claims = await provider.verify_id_token(
-        token["id_token"], nonce=flow.nonce, access_token=token.get("access_token")
+        token["id_token"], nonce=flow.nonce, access_token=token.get("access_token"), meta=meta
     )
-    userinfo = await provider.userinfo(token["access_token"], claims["sub"])
+    userinfo = await provider.userinfo(token["access_token"], claims["sub"], meta=meta)
     merged = {**userinfo, **claims}
     decision = identity.decide(provider.settings, merged)
     if not decision.allowed:
@@ -542,14 +544,7 @@ def create_app(
             trusted_proxies=settings.server.trusted_proxies,
             on_error=unexpected_error,
         ),
-        Middleware(
-            SessionMiddleware,
-            secret_key=settings.session.secret.get_secret_value(),
-            session_cookie=settings.session.cookie_name,
-            max_age=settings.session.max_age,
-            same_site=settings.session.same_site,
-            https_only=settings.https_only,
-        ),
+        Middleware(SessionMiddleware, settings=settings.session, https_only=settings.https_only),
     ]
     app = Starlette(
         routes=_routes(bridge),
