@@ -130,7 +130,7 @@ class RedisServer:
         with self.client() as probe:
             probe.flushall()
 
-    def keys(self) -> list[str]:
+    def stored_keys(self) -> list[str]:
         with self.client() as probe:
             return sorted(k.decode() for k in probe.keys("*"))
 
@@ -146,7 +146,10 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{ worker_connections 256; }}
 http {{
-    access_log off;
+    # The path only ($uri, never the query: it carries codes and states) and which
+    # instance answered.
+    log_format upstream '$remote_addr "$request_method $uri" $status $upstream_addr';
+    access_log {workdir}/access.log upstream;
     client_body_temp_path {workdir}/body;
     proxy_temp_path {workdir}/proxy;
     fastcgi_temp_path {workdir}/fastcgi;
@@ -205,6 +208,16 @@ class Nginx:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def served(self) -> list[tuple[str, str]]:
+        """``(request, upstream)`` for each request so far, e.g. ``("GET /", "127.0.0.1:8001")``."""
+        log = self.workdir / "access.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        entries = []
+        for line in lines:
+            _, request, rest = line.split('"', 2)
+            entries.append((request, rest.split()[-1]))
+        return entries
 
     def stop(self) -> None:
         stop_process(self.proc)

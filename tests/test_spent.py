@@ -62,7 +62,7 @@ def test_redis_spends_a_value_once_under_a_hashed_expiring_key(
             await client.aclose()
 
     assert asyncio.run(run()) == [True, False]
-    (key,) = redis_server.keys()
+    (key,) = redis_server.stored_keys()
     assert key.startswith(f"{NAMESPACE}:spent:state:")
     assert "the-state-value" not in key
     with redis_server.client() as probe:
