@@ -7,6 +7,7 @@ two bridge processes behind a load balancer.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -194,3 +195,28 @@ def test_malformed_tickets_are_signed_out_not_an_error(
     browser = instance()
     set_session_cookie(browser, value)
     assert auth(browser).status_code == 401
+
+
+def test_logs_never_hold_the_ticket_the_cookie_or_the_redis_password(
+    own_redis: RedisServer, idps: dict[str, FakeIdP], caplog: pytest.LogCaptureFixture
+) -> None:
+    data = redis_settings(f"redis://127.0.0.1:{own_redis.port}/0")
+    data["session"]["redis_password"] = own_redis.password
+    app = create_app(parse_settings(data), warm_up=False)
+    caplog.set_level(logging.DEBUG)
+    with TestClient(app, base_url=PUBLIC_URL, follow_redirects=False) as browser:
+        assert login(browser, idps["acme"]).status_code == 303
+        cookie = browser.cookies["bridge_session"]
+        ticket = ticket_of(browser)
+        assert auth(browser).status_code == 200
+        own_redis.stop()
+        assert auth(browser).status_code == 503
+        own_redis.start()
+        assert browser.post("/logout", headers={"Origin": PUBLIC_URL}).status_code == 303
+    logged = "\n".join(
+        f"{r.getMessage()} {getattr(r, 'fields', '')} {r.exc_text or ''}" for r in caplog.records
+    )
+    assert "store_unavailable" in logged
+    assert own_redis.password is not None
+    for secret in (cookie, ticket.id, ticket.encode().decode(), own_redis.password):
+        assert secret not in logged
