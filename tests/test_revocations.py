@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -41,24 +43,43 @@ class Holding(SessionStore):
 SESSION = {"u": {"_id": "x"}, "p": "acme", "sub": "user-1", "idp_sid": "sid-1", "at": 1000}
 
 
-def still_signed_in(revocations: Revocations, session: dict[str, Any], **revoke: Any) -> bool:
+Opener = Callable[[], contextlib.AbstractAsyncContextManager[Revocations]]
+
+
+def still_signed_in(revocations: Opener, session: dict[str, Any], **revoke: Any) -> bool:
     async def run() -> bool:
-        if revoke:
-            await revocations.revoke("acme", **revoke)
-        store = RevocationCheckingStore(Holding(session), revocations)
-        return await store.load(COOKIE) is not None
+        async with revocations() as records:
+            if revoke:
+                await records.revoke("acme", **revoke)
+            store = RevocationCheckingStore(Holding(session), records)
+            return await store.load(COOKIE) is not None
 
     return asyncio.run(run())
 
 
 @pytest.fixture(params=["memory", "redis"])
-def revocations(request: pytest.FixtureRequest) -> Revocations:
+def revocations(request: pytest.FixtureRequest) -> Opener:
+    """Opens the records for one event loop (a Redis client belongs to one), then closes."""
     if request.param == "memory":
-        return MemoryRevocations(ttl=3600)
+
+        @contextlib.asynccontextmanager
+        async def in_memory() -> AsyncIterator[Revocations]:
+            yield MemoryRevocations(ttl=3600)
+
+        return in_memory
     data = copy.deepcopy(base_settings())
     data["session"]["redis_url"] = request.getfixturevalue("redis_url")
-    client = RedisClient(parse_settings(data).session)
-    return RedisRevocations(client, ttl=3600)
+    settings = parse_settings(data).session
+
+    @contextlib.asynccontextmanager
+    async def in_redis() -> AsyncIterator[Revocations]:
+        client = RedisClient(settings)
+        try:
+            yield RedisRevocations(client, ttl=3600)
+        finally:
+            await client.aclose()
+
+    return in_redis
 
 
 @pytest.mark.parametrize(
@@ -76,18 +97,22 @@ def revocations(request: pytest.FixtureRequest) -> Revocations:
          "sid-wins-over-sub"],
 )  # fmt: skip
 def test_a_session_signed_in_before_a_matching_logout_is_signed_out(
-    revocations: Revocations, revoke: dict[str, Any], signed_in: bool
+    revocations: Opener, revoke: dict[str, Any], signed_in: bool
 ) -> None:
     assert still_signed_in(revocations, SESSION, **revoke) is signed_in
 
 
-def test_a_session_without_a_sign_in_time_is_not_trusted(revocations: Revocations) -> None:
+def test_a_session_without_a_sign_in_time_is_not_trusted(revocations: Opener) -> None:
     assert still_signed_in(revocations, {**SESSION, "at": "yesterday"}) is False
 
 
-def test_pending_logins_are_not_checked(revocations: Revocations) -> None:
+def test_pending_logins_are_not_checked(revocations: Opener) -> None:
     assert still_signed_in(revocations, {"flows": {}}, sub="user-1", sid=None, at=2000) is True
 
 
 def test_memory_records_expire_with_the_longest_session() -> None:
-    assert still_signed_in(MemoryRevocations(ttl=0), SESSION, sub="user-1", sid=None, at=2000)
+    @contextlib.asynccontextmanager
+    async def expiring() -> AsyncIterator[Revocations]:
+        yield MemoryRevocations(ttl=0)
+
+    assert still_signed_in(expiring, SESSION, sub="user-1", sid=None, at=2000)
