@@ -93,8 +93,17 @@ test-lowest: $(UV) secrets e2e-deps
 	$(LOWEST)/bin/python .ci/lowest_bounds.py
 	$(LOWEST)/bin/python -m pytest -q
 
-bench: install-test
-	$(BIN)/python bench/bench.py
+BENCH_EXPRESS := bench/express
+
+# The Express yardstick for make bench: reinstalled only when its lock changes.
+$(BENCH_EXPRESS)/node_modules/.stamp: $(BENCH_EXPRESS)/package-lock.json
+	cd $(BENCH_EXPRESS) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+# Real servers on loopback, interleaved rounds, figures beside budgets (5-10 minutes).
+# `make bench BENCH_ARGS=--quick` for a shorter one. Not part of `make test`.
+bench: install-test $(BENCH_EXPRESS)/node_modules/.stamp
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache

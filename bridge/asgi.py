@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -46,15 +47,20 @@ def worker_count(argv: list[str], environ: dict[str, str] | os._Environ[str]) ->
     """How many workers the server runs, as far as this worker can tell.
 
     uvicorn's supervisor spawns workers with multiprocessing, which hands them the
-    parent's ``sys.argv``; gunicorn forks, so its workers keep it too. Both read
-    ``WEB_CONCURRENCY`` when no flag is given. A count from a gunicorn config file is
-    not visible here.
+    parent's ``sys.argv``; gunicorn forks, so its workers keep it too, and it also takes
+    options from ``GUNICORN_CMD_ARGS``. Both read ``WEB_CONCURRENCY`` when no flag is
+    given. A count from a gunicorn config file is not visible here.
     """
     program = Path(argv[0]) if argv else Path()
     if program.name == "__main__.py":  # python -m uvicorn
         program = program.parent
     flags = next((f for name, f in _WORKER_FLAGS.items() if program.name.startswith(name)), ())
     value = _flag_value(argv[1:], flags) if flags else None
+    if value is None and program.name.startswith("gunicorn"):
+        try:
+            value = _flag_value(shlex.split(environ.get("GUNICORN_CMD_ARGS", "")), flags)
+        except ValueError:  # unbalanced quotes: gunicorn itself refuses to start
+            value = None
     if value is None:
         value = environ.get("WEB_CONCURRENCY")
     try:

@@ -86,6 +86,10 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        # /auth runs on every page load: its three outcomes are bound once, not looked up.
+        self.auth_ok = self.auth_calls.labels("ok")
+        self.auth_not_signed_in = self.auth_calls.labels("not_signed_in")
+        self.auth_cross_site = self.auth_calls.labels("cross_site_refused")
 
     def login(self, provider: str, outcome: str) -> None:
         """Count a finished login; ``provider`` must be a configured name, never the URL's."""

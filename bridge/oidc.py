@@ -302,7 +302,7 @@ class Provider:
             raise IdpError(f"{self.name}: the {endpoint} answer is too large")
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise IdpError(f"{self.name}: the {endpoint} answer is not JSON") from None
 
     # --- metadata and keys ---------------------------------------------------
@@ -317,6 +317,10 @@ class Provider:
             return Metadata.parse(doc, self.issuer)
         except IdpError as exc:
             raise IdpError(f"{self.name}: {exc.detail}") from None
+        except (TypeError, ValueError) as exc:  # a value of the wrong type, a malformed URL
+            raise IdpError(
+                f"{self.name}: the discovery document is malformed ({type(exc).__name__})"
+            ) from None
 
     async def _fetch_keys(self, url: str) -> KeySet:
         doc = await self._get_json("jwks", url)
@@ -466,8 +470,9 @@ class Provider:
         except OAuthError as exc:
             hint = self._token_error_hint(str(exc.error), exc.description)
             raise IdpError(f"{self.name}: the token endpoint refused: {hint}") from None
-        except (ValueError, TypeError):
-            # Authlib before 1.9 trips (TypeError) over a JSON answer that is not an object.
+        except (ValueError, TypeError, RecursionError):
+            # Authlib before 1.9 trips (TypeError) over a JSON answer that is not an object;
+            # the JSON parser gives up (RecursionError) on nesting deeper than its stack.
             raise IdpError(
                 f"{self.name}: the token endpoint's answer is not a JSON object"
             ) from None

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, Literal, TypeVar
 
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, IdpError
 
 log = logging.getLogger("bridge.remote")
 
@@ -65,6 +65,8 @@ class RemoteDocument(Generic[T]):
         self._refetched_at: float | None = None
         self._pending: asyncio.Task[T] | None = None
         self._pending_url = ""
+        #: Every fetch still running, the latest and any for a URL asked before it.
+        self._running: set[asyncio.Task[T]] = set()
 
     @property
     def value(self) -> T | None:
@@ -115,11 +117,15 @@ class RemoteDocument(Generic[T]):
             return None
 
     async def aclose(self) -> None:
-        """Cancel a refresh still under way (one started behind the cached copy)."""
-        task, self._pending = self._pending, None
-        if task is not None and not task.done():
+        """Cancel every fetch still under way (a refresh started behind the cached copy)."""
+        loop = asyncio.get_running_loop()
+        # A task of another (finished) event loop cannot be awaited here; it is only dropped.
+        tasks = [t for t in self._running if t.get_loop() is loop]
+        self._running.clear()
+        self._pending = None
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- single flight -------------------------------------------------------------
 
@@ -129,6 +135,7 @@ class RemoteDocument(Generic[T]):
         task = self._pending
         if task is None or task.done() or task.get_loop() is not loop or self._pending_url != url:
             task = loop.create_task(self._load(url, reason))
+            self._running.add(task)
             task.add_done_callback(self._settled)
             self._pending, self._pending_url = task, url
         return task
@@ -139,6 +146,7 @@ class RemoteDocument(Generic[T]):
         return await asyncio.shield(self._start(url, reason))
 
     def _settled(self, task: asyncio.Task[T]) -> None:
+        self._running.discard(task)
         if self._pending is task:
             self._pending = None
         if not task.cancelled():
@@ -147,13 +155,25 @@ class RemoteDocument(Generic[T]):
     async def _load(self, url: str, reason: Reason) -> T:
         try:
             value = await self._fetch(url)
-        except BridgeError as exc:
-            self._error, self._failed_at = exc, self.clock()
+        except Exception as exc:
+            error = exc if isinstance(exc, BridgeError) else None
+            if error is None:
+                # A fault the fetch did not map (a parser tripping on the IdP's answer) is
+                # still a failed fetch: backed off, behind the cached copy, logged once.
+                log.error("%s: the fetch failed unexpectedly", self.what, exc_info=exc)
+                error = IdpError(f"{self.what}: the fetch failed ({type(exc).__name__})")
+            # A copy, without a traceback: every waiting caller re-raises ``error``, adding its
+            # frames, and the failure is kept until the source recovers.
+            self._error, self._failed_at = copy.copy(error), self.clock()
             if self._value is not None:
                 log.warning(
-                    "%s refresh failed, keeping the cached copy for now: %s", self.what, exc.detail
+                    "%s refresh failed, keeping the cached copy for now: %s",
+                    self.what,
+                    error.detail,
                 )
-            raise
+            if error is exc:
+                raise
+            raise error from None
         self._value, self._url, self._fetched_at = value, url, self.clock()
         self._error = None
         if self._on_fetched is not None:

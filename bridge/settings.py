@@ -413,6 +413,11 @@ class Settings(_Model):
         server = info.data.get("server")
         if server is not None and value.same_site == "none" and not server.is_https:
             raise ValueError("same_site: 'none' needs an https public_url")
+        if value.same_site == "none" and value.https_only is False:
+            raise ValueError(
+                "same_site: 'none' needs the cookie's Secure flag: leave https_only out "
+                "(or true), browsers drop a SameSite=None cookie without it"
+            )
         return value
 
     @field_validator("providers")
@@ -492,14 +497,27 @@ def _resolve_secrets(value: Any, base_dir: Path, path: str, problems: list[str])
             return None
         return os.environ[name]
     if value.startswith("file:"):
-        file = Path(value[5:]).expanduser()
+        try:
+            file = Path(value[5:]).expanduser()
+        except RuntimeError:  # "~someone/..." naming no user of this machine
+            problems.append(f"{path}: cannot read {value[5:]}: no such user's home directory")
+            return None
         if not file.is_absolute():
             file = base_dir / file
         try:
             return file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             problems.append(f"{path}: cannot read {file}: {exc.strerror or exc}")
-            return None
+        except UnicodeDecodeError:
+            problems.append(
+                f"{path}: cannot read {file}: not UTF-8 text (write the secret as text, "
+                "e.g. the output of `openssl rand -base64 48`)"
+            )
+        except ValueError:  # open() refuses a NUL in the path
+            problems.append(
+                f"{path}: cannot read {str(file)!r}: a path cannot hold a NUL character"
+            )
+        return None
     return value
 
 
@@ -618,9 +636,14 @@ def parse_settings(data: Mapping[str, Any], base_dir: Path | None = None) -> Set
             if not any(pruned):
                 break
     if problems or settings is None:
-        raise SettingsError(problems, literal_secrets(data))
+        raise SettingsError([_one_line(p) for p in problems], literal_secrets(data))
     settings._warnings = tuple(literal_secrets(data))
     return settings
+
+
+def _one_line(problem: str) -> str:
+    """A TOML key or path may hold a newline or another control character: shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in problem)
 
 
 def _secret_fields(model: type[BaseModel], prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
@@ -668,8 +691,8 @@ def literal_secrets(data: Mapping[str, Any]) -> list[str]:
             values = value if isinstance(value, list) else [value]
             if any(_is_literal_secret(v) for v in values):
                 warnings.append(
-                    f"warning: {key}: a secret written in the settings file itself; write "
-                    '"env:NAME" to read it from the environment or "file:/path" from a file'
+                    f"warning: {_one_line(key)}: a secret written in the settings file itself; "
+                    'write "env:NAME" to read it from the environment or "file:/path" from a file'
                 )
     return warnings
 

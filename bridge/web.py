@@ -43,7 +43,7 @@ from bridge.errors import (
 )
 from bridge.logout_token import LogoutTokenInvalid
 from bridge.metrics import CONTENT_TYPE_LATEST, Metrics
-from bridge.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
+from bridge.middleware import EdgeMiddleware
 from bridge.oidc import Provider
 from bridge.redis_client import RedisClient, StoreStatus
 from bridge.redis_sessions import RedisSessionStore
@@ -90,6 +90,8 @@ class Bridge:
         self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
+        #: This site's origin, for the cross-site check of every POST.
+        self.origin = settings.server.origin
         self.metrics = Metrics()
         self.transport = transport or outbound_transport(settings)
         #: Shared by every instance when Redis is configured; this process's memory otherwise.
@@ -228,18 +230,18 @@ def _check_origin(request: Request) -> str | None:
 
     Returns the allowed foreign origin (for CORS headers), or None for same-origin.
     """
-    settings = _bridge(request).settings
+    bridge = _bridge(request)
     origin = request.headers.get("origin")
     fetch_site = request.headers.get("sec-fetch-site")
     if origin is not None:
         origin = origin.lower()
-        if origin == settings.server.origin:
+        if origin == bridge.origin:
             return None
         # Under Referrer-Policy: no-referrer a browser's own form POST says "Origin: null";
         # Sec-Fetch-Site, which no page can forge, tells it came from this site.
         if origin == "null" and fetch_site == "same-origin":
             return None
-        if origin in settings.server.allowed_origins:
+        if origin in bridge.settings.server.allowed_origins:
             return origin
         raise CrossSiteRefused(f"refused a {request.url.path} call from origin {origin[:100]!r}")
     if fetch_site not in (None, "same-origin", "none"):
@@ -398,11 +400,11 @@ async def auth(request: Request) -> Response:
     try:
         origin = _check_origin(request)
     except CrossSiteRefused:
-        bridge.metrics.auth_calls.labels("cross_site_refused").inc()
+        bridge.metrics.auth_cross_site.inc()
         raise
     user = sessions.signed_in_user(request.session)
     if user is None:
-        bridge.metrics.auth_calls.labels("not_signed_in").inc()
+        bridge.metrics.auth_not_signed_in.inc()
         exc = NotSignedIn()
         return JSONResponse(
             {"error": exc.code},
@@ -413,7 +415,7 @@ async def auth(request: Request) -> Response:
     minted = tiledesk.mint(
         user, project_id=conf.project_id, secret=conf.secret.get_secret_value(), ttl=conf.token_ttl
     )
-    bridge.metrics.auth_calls.labels("ok").inc()
+    bridge.metrics.auth_ok.inc()
     body = {"token": minted.token, "expires_at": minted.expires_at, "user": user.as_dict()}
     return JSONResponse(body, headers={"Cache-Control": "no-store", **_cors_headers(origin)})
 
@@ -665,9 +667,9 @@ def create_app(
             await bridge.aclose()
 
     middleware = [
-        Middleware(SecurityHeadersMiddleware, https=settings.server.is_https),
         Middleware(
-            RequestContextMiddleware,
+            EdgeMiddleware,
+            https=settings.server.is_https,
             trusted_proxies=settings.server.trusted_proxies,
             on_error=unexpected_error,
         ),

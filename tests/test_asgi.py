@@ -153,3 +153,20 @@ def test_worker_count_reads_the_servers_flags_then_web_concurrency(
     argv: list[str], environ: dict[str, str], expected: int
 ) -> None:
     assert worker_count(argv, environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        (["gunicorn", "bridge.asgi:app"], {"GUNICORN_CMD_ARGS": "--workers 3 --bind :8000"}, 3),
+        (["gunicorn", "bridge.asgi:app"], {"GUNICORN_CMD_ARGS": "-w4", "WEB_CONCURRENCY": "1"}, 4),
+        (["gunicorn", "-w", "1", "bridge.asgi:app"], {"GUNICORN_CMD_ARGS": "-w 4"}, 1),
+        (["gunicorn", "bridge.asgi:app"], {"GUNICORN_CMD_ARGS": "--name 'unbalanced"}, 1),
+        (["uvicorn", "bridge.asgi:app"], {"GUNICORN_CMD_ARGS": "--workers 3"}, 1),
+    ],
+)
+def test_worker_count_reads_gunicorn_cmd_args_under_gunicorn(
+    argv: list[str], environ: dict[str, str], expected: int
+) -> None:
+    """gunicorn takes options from GUNICORN_CMD_ARGS too, below its command line."""
+    assert worker_count(argv, environ) == expected

@@ -7,6 +7,8 @@ same behaviour through whole logins against the fake IdP.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -252,3 +254,105 @@ def test_closing_cancels_a_refresh_under_way() -> None:
         assert reasons == ["initial"]
 
     run(scenario)
+
+
+def test_unmapped_fetch_exception_backs_off_and_keeps_the_cached_copy() -> None:
+    async def scenario(
+        doc: RemoteDocument[str], source: Source, clock: FakeClock, reasons: list[Reason]
+    ) -> None:
+        assert await doc.get(URL) == "version-1"
+        clock.advance(MAX_AGE)
+        source.error = TypeError("'int' object is not iterable")
+        assert await doc.get(URL) == "version-1"
+        assert await doc.get(URL) == "version-1"
+        assert source.calls == [URL, URL], "backing off after the failure, like any other"
+
+    run(scenario)
+
+
+def test_unmapped_fetch_exception_without_a_copy_is_an_idp_error_and_backs_off() -> None:
+    async def scenario(
+        doc: RemoteDocument[str], source: Source, clock: FakeClock, reasons: list[Reason]
+    ) -> None:
+        source.error = RecursionError("maximum recursion depth exceeded")
+        with pytest.raises(IdpError) as first:
+            await doc.get(URL)
+        assert first.value.detail == "test document: the fetch failed (RecursionError)"
+        with pytest.raises(IdpError):
+            await doc.get(URL)
+        assert source.calls == [URL]
+
+    run(scenario)
+
+
+class _Request:
+    """Stands for what a caller's frame holds (a request, its scope)."""
+
+
+def test_a_failure_kept_for_the_backoff_holds_no_callers_frames() -> None:
+    """Every caller of one failed fetch re-raises its exception, growing its traceback by the
+    caller's frames; the copy kept for the back-off must not pin them until the IdP recovers."""
+
+    async def scenario(
+        doc: RemoteDocument[str], source: Source, clock: FakeClock, reasons: list[Reason]
+    ) -> None:
+        source.error, source.delay = IdpError("down"), 0.01
+        held: list[weakref.ref[_Request]] = []
+
+        async def caller() -> None:
+            request = _Request()
+            held.append(weakref.ref(request))
+            with pytest.raises(IdpError):
+                await doc.get(URL)
+
+        await asyncio.gather(*(caller() for _ in range(10)))
+        source.error = None  # the fake's own exception object, raised once per fetch
+        gc.collect()
+        assert [ref() for ref in held] == [None] * 10
+        with pytest.raises(IdpError, match=r"^down \(not retried for another 5s\)$"):
+            await doc.get(URL)
+        assert source.calls == [URL]
+
+    run(scenario)
+
+
+def test_closing_cancels_every_fetch_under_way_not_only_the_latest() -> None:
+    """A fetch for another URL (a JWKS moved) while a refresh runs behind the copy: closing
+    must stop both, or one outlives the app's shutdown."""
+
+    async def main() -> None:
+        gate, running = asyncio.Event(), set[str]()
+
+        async def fetch(url: str) -> str:
+            running.add(url)
+            try:
+                await gate.wait()
+                return url
+            finally:
+                running.discard(url)
+
+        clock = FakeClock()
+        doc = RemoteDocument(
+            "test document",
+            fetch,
+            max_age=MAX_AGE,
+            retry_after=RETRY_AFTER,
+            refetch_interval=REFETCH_INTERVAL,
+            clock=clock,
+        )
+        gate.set()
+        await doc.get(URL)
+        gate.clear()
+        clock.advance(MAX_AGE)
+        waiting = asyncio.ensure_future(doc.get(URL))
+        moved = asyncio.ensure_future(doc.get(URL + "/moved"))
+        while len(running) < 2:
+            await asyncio.sleep(0)
+        assert running == {URL, URL + "/moved"}
+        await doc.aclose()
+        assert running == set()
+        for caller in (waiting, moved):
+            caller.cancel()
+        await asyncio.gather(waiting, moved, return_exceptions=True)
+
+    asyncio.run(main())

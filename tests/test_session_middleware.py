@@ -245,3 +245,21 @@ def client_clock(clock: Clock) -> Any:
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("order", ["tossed_last", "tossed_first"])
+def test_a_second_cookie_of_the_same_name_does_not_sign_the_visitor_out(
+    client_clock: Any, order: str
+) -> None:
+    """A sibling sub-domain can set ``bridge_session`` for the parent domain (cookie tossing):
+    the browser then sends both, and the one the bridge sealed is still the session."""
+    client, clock = client_clock()
+    client.post("/sign-in", json={"sid": "a", "at": clock.now})
+    ours = client.cookies.get("bridge_session")
+    client.cookies.clear()
+    pair = [f"bridge_session={ours}", "bridge_session=tossed-by-a-sibling-domain"]
+    if order == "tossed_first":
+        pair.reverse()
+    response = client.get("/read", headers={"cookie": "; ".join(pair)})
+    assert response.json() == {"sid": "a", "u": {"_id": "u"}, "at": clock.now}
+    assert set_cookies(response) == [], "the sealed cookie is neither deleted nor rewritten"

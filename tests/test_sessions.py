@@ -292,6 +292,17 @@ def test_a_sign_in_time_in_the_future_is_not_trusted(client: TestClient) -> None
         assert auth_with(client, value).status_code == status, at
 
 
+def test_a_session_holding_any_json_number_is_served(client: TestClient) -> None:
+    """A claim can be an integer past 64 bits: the session still reads and is not rewritten."""
+    now = int(time.time())
+    user = {"_id": "64f0c0ffee00000000000001_acme_x", "attributes": {"n": 2**70}}
+    value = seal_session({"sid": "s", "p": "acme", "u": user, "at": now})
+    answer = auth_with(client, value)
+    assert answer.status_code == 200
+    assert answer.json()["user"]["attributes"] == {"n": 2**70}
+    assert not session_cookies(answer)
+
+
 def test_sign_in_keeps_the_idp_sub_and_sid_for_back_channel_logout(
     client: TestClient, idp: FakeIdP
 ) -> None:

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
 from bridge.settings import (
@@ -400,3 +403,138 @@ def test_a_redis_url_warns_as_a_literal_secret_only_when_it_holds_a_password() -
     assert _warning("session.redis_url") in parse_settings(data).warnings
     data["session"]["redis_password"] = "hunter2-secret"
     assert _warning("session.redis_password") in parse_settings(data).warnings
+
+
+def test_file_secret_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "random-key").write_bytes(b"\xff\xfe\x00\x81 raw random bytes")
+    data = base_settings()
+    data["tiledesk"]["secret"] = "file:random-key"
+    assert problems(data, tmp_path) == [
+        f"tiledesk.secret: cannot read {tmp_path / 'random-key'}: not UTF-8 text "
+        "(write the secret as text, e.g. the output of `openssl rand -base64 48`)"
+    ]
+
+
+def test_file_secret_path_with_a_nul_character_is_one_line(tmp_path: Path) -> None:
+    data = base_settings()
+    data["tiledesk"]["secret"] = "file:/run/secrets/a\x00b"
+    assert problems(data, tmp_path) == [
+        "tiledesk.secret: cannot read '/run/secrets/a\\x00b': a path cannot hold a NUL character"
+    ]
+
+
+def test_file_secret_under_an_unknown_users_home_is_one_line(tmp_path: Path) -> None:
+    data = base_settings()
+    data["tiledesk"]["secret"] = "file:~no-such-user-zz/secret"
+    assert problems(data, tmp_path) == [
+        "tiledesk.secret: cannot read ~no-such-user-zz/secret: no such user's home directory"
+    ]
+
+
+# --- any TOML document: lines naming keys, never a traceback ------------------------------
+
+#: Every key the model knows, so generated tables reach the deep checks, plus any text.
+_KNOWN_KEYS = sorted(
+    {name for path in _secret_fields(Settings, ()) for name in path}
+    | {
+        name
+        for model in BaseModel.__subclasses__()
+        if model.__module__ == "bridge.settings"
+        for sub in (model, *model.__subclasses__())
+        for name in sub.model_fields
+    }
+    | {"acme", "dev", "*"}
+)
+_KEYS = st.sampled_from(_KNOWN_KEYS) | st.text(min_size=1, max_size=8)
+_BASE = base_settings()
+_STRINGS = st.sampled_from(
+    [
+        "",
+        "env:NOPE_NOT_SET",
+        "env:HOME",
+        "env:",
+        "file:",
+        "file:/",
+        "file:~no-such-user-zz/x",
+        "file:/dev/null",
+        "file:/proc/self/cmdline",
+        "https://[x",
+        "https://chat.acme.com:99999",
+        "http://127.0.0.1:8000/path",
+        "https://chat.acme.com",
+        "keycloak",
+        "dev",
+        "none",
+        "x" * 40,
+    ]
+) | st.text(max_size=20)
+_LEAVES = (
+    _STRINGS
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats()
+    | st.booleans()
+    | st.datetimes()
+    | st.dates()
+    | st.times()
+)
+_TOML_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=5),
+    max_leaves=25,
+)
+
+
+def _graft(base: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    node: Any = base
+    for key in path[:-1]:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[path[-1]] = value
+    return base
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    document=st.dictionaries(_KEYS, _TOML_VALUES, max_size=6)
+    | st.builds(
+        _graft,
+        st.builds(base_settings),
+        st.lists(_KEYS, min_size=1, max_size=4),
+        _TOML_VALUES,
+    )
+)
+def test_any_toml_document_gives_settings_or_lines_naming_keys(document: dict[str, Any]) -> None:
+    try:
+        parse_settings(document, Path("/nonexistent-base-dir"))
+    except SettingsError as exc:
+        assert exc.problems
+        for line in exc.problems + exc.warnings:
+            assert "\n" not in line
+            key, sep, message = line.partition(": ")
+            assert sep and key and message, line
+
+
+def test_same_site_none_with_https_only_off_is_refused() -> None:
+    """Browsers drop a ``SameSite=None`` cookie without ``Secure``: nobody could sign in."""
+    data = with_change("server.public_url", "https://chat.acme.com")
+    data["session"].update(same_site="none", https_only=False)
+    assert problems(data) == [
+        "session.same_site: 'none' needs the cookie's Secure flag: leave https_only out "
+        "(or true), browsers drop a SameSite=None cookie without it"
+    ]
+
+
+def test_same_site_none_on_plain_http_is_refused() -> None:
+    data = with_change("session.same_site", "none")
+    assert problems(data) == ["session.same_site: 'none' needs an https public_url"]
+
+
+def test_a_key_with_a_control_character_is_still_one_line() -> None:
+    data = base_settings()
+    data["server"]["public\nurl"] = "https://chat.acme.com"
+    data["tiledesk"]["a\rb"] = "env:NOPE_NOT_SET"
+    assert problems(data) == [
+        "tiledesk.a\\rb: environment variable NOPE_NOT_SET is not set",
+        "server.public\\nurl: unknown key; did you mean public_url?",
+    ]

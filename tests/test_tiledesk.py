@@ -114,3 +114,9 @@ def test_the_forbidden_claim_check_still_runs_under_python_O() -> None:
     assert result.stdout == (
         "refused: the Tiledesk payload would carry jti, which the bridge never emits\n"
     )
+
+
+def test_the_prepared_signer_makes_the_same_token_as_pyjwt() -> None:
+    """The key and header are prepared once; the token is byte for byte ``jwt.encode``'s."""
+    minted = mint(USER, project_id=PROJECT, secret=SECRET, ttl=28800, now=1767225600)
+    assert minted.token == "JWT " + jwt.encode(minted.payload, SECRET, algorithm="HS256")

@@ -310,3 +310,13 @@ def test_unreachable_idp_is_told_apart_from_an_idp_answering_an_error(
     assert (error.code, error.status) == (expected.code, expected.status)
     if expected is IdpUnreachable:
         assert (error.code, error.status) == ("idp_error", 502)
+
+
+def test_userinfo_nested_deeper_than_the_json_parser_goes_is_idp_error(
+    client: TestClient, idp: FakeIdP
+) -> None:
+    idp.faults["userinfo"] = httpx.Response(
+        200, content=b"[" * 100_000, headers={"content-type": "application/json"}
+    )
+    assert_refused(login(client, idp), 502, "idp_error")
+    assert_no_session(client)

@@ -488,3 +488,39 @@ def test_plain_http_endpoint_on_loopback_is_accepted(
 ) -> None:
     idp.discovery_overrides["end_session_endpoint"] = f"http://{host}/logout"
     assert client.get("/login/acme").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"token_endpoint_auth_methods_supported": 5},
+        {"id_token_signing_alg_values_supported": [["RS256"]]},
+        {"jwks_uri": "https://[sso.acme.test/jwks"},
+    ],
+    ids=["auth-methods-number", "alg-unhashable", "bad-ipv6-url"],
+)
+def test_discovery_with_wrongly_typed_values_is_an_idp_error_and_backs_off(
+    client: TestClient, idp: FakeIdP, overrides: dict[str, Any]
+) -> None:
+    idp.discovery_overrides.update(overrides)
+    assert_refused(client.get("/login/acme"), 502, "idp_error")
+    assert_refused(client.get("/login/acme"), 502, "idp_error")
+    assert idp.routes["discovery"].call_count == 1
+
+
+def test_discovery_nested_too_deep_for_the_json_parser_is_an_idp_error(
+    client: TestClient, idp: FakeIdP
+) -> None:
+    idp.faults["discovery"] = httpx.Response(200, content=b"[" * 100_000)
+    assert_refused(client.get("/login/acme"), 502, "idp_error")
+
+
+def test_cached_discovery_keeps_logins_working_when_the_refresh_is_malformed(
+    client: TestClient, idp: FakeIdP, clock: FakeClock
+) -> None:
+    assert_signed_in(login(client, idp), client)
+    clock.advance(METADATA_TTL)
+    idp.discovery_overrides["token_endpoint_auth_methods_supported"] = 5
+    assert_signed_in(login(client, idp), client)
+    assert_signed_in(login(client, idp), client)
+    assert idp.routes["discovery"].call_count == 2, "the first load and one failed refresh"

@@ -1,4 +1,5 @@
-"""A token endpoint whose answer is JSON but not a JSON object is a 502 ``idp_error``.
+"""A token endpoint whose answer is JSON but not a JSON object (or JSON nested deeper than
+the parser goes) is a 502 ``idp_error``.
 
 Authlib before 1.9 hands such a body straight back (or trips over it with a
 ``TypeError``), so the bridge checks the shape itself, whatever Authlib version
@@ -28,6 +29,8 @@ SHAPES: dict[str, bytes] = {
     "null": b"null",
     "empty-body": b"",
     "whitespace": b" \n",
+    "nested-too-deep": b"[" * 100_000,
+    "error-nested-too-deep": b'{"error": ' + b"[" * 100_000,
 }
 
 
