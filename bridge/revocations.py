@@ -1,10 +1,12 @@
 """Logout records for the cookie store: who was signed out by the IdP, and when.
 
-A sealed cookie cannot be deleted from the server, so a back-channel logout is kept
-as a record instead: the IdP session (``sid``) or the person (provider + ``sub``)
-signed out at a time. A session signed in at or before that time is treated as
-signed out. Records live in this process's memory, or in Redis when ``redis_url``
-is set (then every instance honours them), for one session lifetime.
+A sealed cookie cannot be deleted from the server, so a logout is kept as a record
+instead: the IdP session (``sid``) or the person (provider + ``sub``) signed out at a
+time by a back-channel logout, or the bridge's own session id ended by ``POST
+/logout`` (so a copy of the cookie dies with it). A session signed in at or before
+that time is treated as signed out. Records live in this process's memory, or in
+Redis when ``redis_url`` is set (then every instance honours them), for one session
+lifetime.
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ class Revocations(Protocol):
     async def revoke(self, provider: str, *, sub: str | None, sid: str | None, at: int) -> None:
         """Sign out, as of ``at``, the IdP session ``sid`` or (without a sid) the person ``sub``."""
 
-    async def revoked_at(self, provider: str, *, sub: str | None, sid: str | None) -> int | None:
-        """The latest logout recorded for this session's ``sid`` or ``sub``, if any."""
+    async def end_session(self, session_id: str, *, at: int) -> None:
+        """Sign out, as of ``at``, the bridge session ``session_id`` (its own ``sid``)."""
+
+    async def revoked_at(
+        self, provider: str, *, sub: str | None, sid: str | None, session_id: str | None = None
+    ) -> int | None:
+        """The latest logout recorded for this session's ``sid``, ``sub`` or own id, if any."""
 
 
-def _entries(provider: str, sub: str | None, sid: str | None) -> list[str]:
-    entries = []
+def _entries(
+    provider: str, sub: str | None, sid: str | None, session_id: str | None = None
+) -> list[str]:
+    entries = [f"session:{digest(session_id)}"] if session_id is not None else []
     if sid is not None:
         entries.append(f"by-sid:{digest(provider, sid)}")
     if sub is not None:
@@ -49,16 +58,24 @@ class MemoryRevocations:
     _records: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     async def revoke(self, provider: str, *, sub: str | None, sid: str | None, at: int) -> None:
+        self._record(_target(provider, sub, sid), at)
+
+    async def end_session(self, session_id: str, *, at: int) -> None:
+        self._record(f"session:{digest(session_id)}", at)
+
+    def _record(self, entry: str, at: int) -> None:
         now = time.monotonic()
         if len(self._records) >= self.limit:
             self._records = {k: v for k, v in self._records.items() if v[1] > now}
-        self._records[_target(provider, sub, sid)] = (at, now + self.ttl)
+        self._records[entry] = (at, now + self.ttl)
 
-    async def revoked_at(self, provider: str, *, sub: str | None, sid: str | None) -> int | None:
+    async def revoked_at(
+        self, provider: str, *, sub: str | None, sid: str | None, session_id: str | None = None
+    ) -> int | None:
         now = time.monotonic()
         times = [
             record[0]
-            for entry in _entries(provider, sub, sid)
+            for entry in _entries(provider, sub, sid, session_id)
             if (record := self._records.get(entry)) is not None and record[1] > now
         ]
         return max(times, default=None)
@@ -72,13 +89,22 @@ class RedisRevocations:
         self._ttl = ttl
 
     async def revoke(self, provider: str, *, sub: str | None, sid: str | None, at: int) -> None:
-        key = self._client.key("revoked", _target(provider, sub, sid))
+        await self._record(_target(provider, sub, sid), at)
+
+    async def end_session(self, session_id: str, *, at: int) -> None:
+        await self._record(f"session:{digest(session_id)}", at)
+
+    async def _record(self, entry: str, at: int) -> None:
+        key = self._client.key("revoked", entry)
         await self._client.run(
             "record a logout", lambda redis: redis.set(key, str(at), ex=self._ttl)
         )
 
-    async def revoked_at(self, provider: str, *, sub: str | None, sid: str | None) -> int | None:
-        keys = [self._client.key("revoked", e) for e in _entries(provider, sub, sid)]
+    async def revoked_at(
+        self, provider: str, *, sub: str | None, sid: str | None, session_id: str | None = None
+    ) -> int | None:
+        entries = _entries(provider, sub, sid, session_id)
+        keys = [self._client.key("revoked", e) for e in entries]
         if not keys:
             return None
         values = await self._client.run("read logouts", lambda redis: redis.mget(keys))
@@ -103,13 +129,14 @@ class RevocationCheckingStore(SessionStore):
 
     async def _revoked(self, data: Mapping[str, Any]) -> bool:
         provider, signed_in = data.get("p"), data.get("at")
-        sub, sid = data.get("sub"), data.get("idp_sid")
+        sub, sid, own = data.get("sub"), data.get("idp_sid"), data.get("sid")
         if not isinstance(provider, str) or not isinstance(signed_in, int | float):
             return True
         at = await self._revocations.revoked_at(
             provider,
             sub=sub if isinstance(sub, str) else None,
             sid=sid if isinstance(sid, str) else None,
+            session_id=own if isinstance(own, str) else None,
         )
         return at is not None and signed_in <= at
 
@@ -119,4 +146,8 @@ class RevocationCheckingStore(SessionStore):
         return await self._inner.save(data, ttl=ttl, previous=previous, renew=renew)
 
     async def clear(self, previous: Loaded) -> None:
+        """A signed-in session ended here (sign-out): any copy of its cookie ends too."""
+        own = previous.data.get("sid")
+        if "u" in previous.data and isinstance(own, str):
+            await self._revocations.end_session(own, at=int(time.time()))
         await self._inner.clear(previous)

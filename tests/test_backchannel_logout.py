@@ -277,3 +277,18 @@ def test_a_logout_token_is_not_a_browser_request_and_needs_no_origin(
     )
     assert response.status_code == 200
     assert auth(victim).status_code == 401
+
+
+def test_sign_out_kills_a_copied_cookie_at_every_instance_with_any_store(
+    instance: Callable[[], TestClient], idp: FakeIdP, setup: str
+) -> None:
+    """Redis store: the session is deleted; cookie store: a logout record for its own id
+    (shared through Redis, or this process's memory) ends every copy of the cookie."""
+    browser = signed_in(instance, idp, "idp-session-1")
+    copy_elsewhere = instance()
+    copy_elsewhere.cookies.update(browser.cookies)
+    assert auth(copy_elsewhere).status_code == 200
+    assert browser.post("/logout", headers={"Origin": PUBLIC_URL}).status_code == 303
+    assert auth(copy_elsewhere).json() == {"error": "not_signed_in"}
+    again = signed_in(instance, idp, "idp-session-1")
+    assert auth(again).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -40,7 +41,14 @@ class Holding(SessionStore):
         return None
 
 
-SESSION = {"u": {"_id": "x"}, "p": "acme", "sub": "user-1", "idp_sid": "sid-1", "at": 1000}
+SESSION = {
+    "u": {"_id": "x"},
+    "sid": "bridge-session-1",
+    "p": "acme",
+    "sub": "user-1",
+    "idp_sid": "sid-1",
+    "at": 1000,
+}
 
 
 Opener = Callable[[], contextlib.AbstractAsyncContextManager[Revocations]]
@@ -100,6 +108,20 @@ def test_a_session_signed_in_before_a_matching_logout_is_signed_out(
     revocations: Opener, revoke: dict[str, Any], signed_in: bool
 ) -> None:
     assert still_signed_in(revocations, SESSION, **revoke) is signed_in
+
+
+def test_ending_a_session_ends_it_by_its_own_id_only(revocations: Opener) -> None:
+    async def run() -> list[bool]:
+        async with revocations() as records:
+            session = {**SESSION, "at": int(time.time()) - 60}
+            store = RevocationCheckingStore(Holding(session), records)
+            loaded = await store.load(COOKIE)
+            assert loaded is not None
+            await store.clear(loaded)
+            other = RevocationCheckingStore(Holding({**session, "sid": "another"}), records)
+            return [await store.load(COOKIE) is None, await other.load(COOKIE) is None]
+
+    assert asyncio.run(run()) == [True, False]
 
 
 def test_a_session_without_a_sign_in_time_is_not_trusted(revocations: Opener) -> None:
