@@ -42,7 +42,7 @@ from bridge.errors import (
     StateMismatch,
 )
 from bridge.logout_token import LogoutTokenInvalid
-from bridge.metrics import CONTENT_TYPE_LATEST, Metrics
+from bridge.metrics import CONTENT_TYPE_LATEST, OTHER, Metrics
 from bridge.middleware import EdgeMiddleware
 from bridge.oidc import Provider
 from bridge.redis_client import RedisClient, StoreStatus
@@ -486,6 +486,8 @@ async def backchannel_logout(request: Request) -> Response:
             raise LogoutTokenInvalid("the jti was used before (a replayed logout token)")
     except LogoutTokenInvalid as exc:
         bridge.metrics.error("invalid_request")
+        label = name if name in bridge.providers else OTHER
+        bridge.metrics.backchannel_logouts.labels(label, "invalid_request").inc()
         log.warning("back-channel logout refused for %s: %s", name[:40], exc)
         return JSONResponse(
             {"error": "invalid_request", "error_description": str(exc)},
@@ -493,6 +495,7 @@ async def backchannel_logout(request: Request) -> Response:
             headers={"Cache-Control": "no-store"},
         )
     outcome = await bridge.end_sessions(provider.name, sub=token.sub, sid=token.sid)
+    bridge.metrics.backchannel_logouts.labels(provider.name, "ok").inc()
     log.info("back-channel logout from %s: %s", provider.name, outcome)
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 

@@ -292,3 +292,18 @@ def test_sign_out_kills_a_copied_cookie_at_every_instance_with_any_store(
     assert auth(copy_elsewhere).json() == {"error": "not_signed_in"}
     again = signed_in(instance, idp, "idp-session-1")
     assert auth(again).status_code == 200
+
+
+def test_back_channel_logouts_are_counted_by_provider_and_outcome(
+    client: TestClient, idp: FakeIdP
+) -> None:
+    assert post_logout(client, logout_token(idp)).status_code == 200
+    assert post_logout(client, logout_token(idp, nonce="n")).status_code == 400
+    assert post_logout(client, logout_token(idp), provider="nobody").status_code == 400
+    text = client.get("/metrics").text
+    for line in (
+        'bridge_backchannel_logouts_total{outcome="ok",provider="acme"} 1.0',
+        'bridge_backchannel_logouts_total{outcome="invalid_request",provider="acme"} 1.0',
+        'bridge_backchannel_logouts_total{outcome="invalid_request",provider="other"} 1.0',
+    ):
+        assert line in text.splitlines()
