@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bridge.settings import (
     ProviderSettings,
@@ -58,6 +59,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     setup_logging(settings.server.log_format, settings.server.log_level)
+    if args.workers > 1 and settings.session.redis_url is None:
+        logging.getLogger("bridge").warning(
+            "%d workers without [session] redis_url: each remembers its own spent states and "
+            "logout records; set redis_url so that all of them share one",
+            args.workers,
+        )
     if args.workers == 1:
         # With several workers each one logs them as it loads bridge.asgi.
         for warning in settings.warnings:
@@ -111,7 +118,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {name}: preset {provider.preset}, issuer {settings.issuer(name)}")
         print(f"    redirect URI to register at the IdP: {settings.redirect_uri(name)}")
         print(f"    post-logout redirect URI: {settings.url('/')}")
-    for line in _sites_explained(settings):
+        print(f"    back-channel logout URI: {settings.backchannel_logout_uri(name)}")
+    for line in _store_report(settings) + _sites_explained(settings):
         print(line)
     if not args.online:
         return EXIT_OK
@@ -141,6 +149,21 @@ def _sites_explained(settings: Settings) -> list[str]:
         lines.append(f"  {origin}: providers {providers}; sign-in {site.sign_in}")
         lines.append(f"    {how}")
     return lines
+
+
+def _store_report(settings: Settings) -> list[str]:
+    """Where sessions and single-use records live, and what that means for several workers."""
+    session = settings.session
+    if session.redis_url is None:
+        return [
+            "sessions: in the cookie; spent states and logout records in process memory",
+            "  warning: with several workers or instances, a replayed sign-in or a back-channel "
+            "logout is only known to the process that saw it: set [session] redis_url",
+        ]
+    target = urlsplit(session.redis_url.get_secret_value())
+    where = f"{target.scheme}://{target.hostname}:{target.port or 6379}{target.path or '/0'}"
+    kept = "in Redis behind an opaque ticket" if session.store == "redis" else "in the cookie"
+    return [f"sessions: {kept}; spent states and logout records in Redis at {where}"]
 
 
 def _read_claims(value: str) -> dict[str, Any]:

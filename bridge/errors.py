@@ -88,6 +88,14 @@ class IdpTimeout(BridgeError):
     public = "The identity provider did not answer in time. Please try again."
 
 
+class StoreUnavailable(BridgeError):
+    """The shared store (Redis) did not answer in time: nobody is let in on a guess."""
+
+    code = "store_unavailable"
+    status = 503
+    public = "Sign-in is unavailable for a moment. Please try again shortly."
+
+
 class IdpDenied(BridgeError):
     """An error the IdP itself sent back on the redirect (``?error=...``)."""
 

@@ -73,6 +73,12 @@ class Metrics:
             registry=self.registry,
             buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        self.backchannel_logouts = Counter(
+            "bridge_backchannel_logouts_total",
+            "Back-channel logout requests by provider and outcome (ok, invalid_request).",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
         self.jwks_refreshes = Counter(
             "bridge_jwks_refreshes_total",
             "JWKS fetches by provider and reason (initial, expired, unknown_kid, "

@@ -329,6 +329,11 @@ class Provider:
         except IdpError as exc:
             raise IdpError(f"{self.name}: {exc.detail}") from None
 
+    @property
+    def accepted_issuers(self) -> frozenset[str]:
+        """The configured issuer and its preset's aliases: what ``iss`` may say."""
+        return frozenset(self._accepted_issuers)
+
     def _count_jwks_fetch(self, reason: Reason) -> None:
         self._metrics.jwks_refreshes.labels(self.name, reason).inc()
 

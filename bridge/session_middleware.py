@@ -56,11 +56,8 @@ class SessionMiddleware:
         self.cookie_name = settings.cookie_name
         self.lifetime = Lifetime(settings.max_age, settings.idle_timeout)
         self._clock = clock
-        self._attributes = f"; Path=/; HttpOnly; SameSite={settings.same_site.capitalize()}"
-        if https_only:
-            self._attributes += "; Secure"
-        longest_max_age = f"; Max-Age={max(settings.max_age, FLOW_TTL)}"
-        room = MAX_SET_COOKIE - len(f"{self.cookie_name}={longest_max_age}{self._attributes}")
+        self._attributes = _attributes(settings, https_only)
+        room = cookie_room(settings, https_only)
         self.store: SessionStore = store or CookieStore(
             CookieSealer(
                 settings.secret.get_secret_value(),
@@ -140,6 +137,18 @@ class SessionMiddleware:
         if cookie is None:
             return None
         return f"{self.cookie_name}=; Max-Age=0{self._attributes}"
+
+
+def _attributes(settings: SessionSettings, https_only: bool) -> str:
+    secure = "; Secure" if https_only else ""
+    return f"; Path=/; HttpOnly; SameSite={settings.same_site.capitalize()}{secure}"
+
+
+def cookie_room(settings: SessionSettings, https_only: bool) -> int:
+    """The longest cookie value that fits, with the name and attributes, in what browsers keep."""
+    longest_max_age = f"; Max-Age={max(settings.max_age, FLOW_TTL)}"
+    attributes = _attributes(settings, https_only)
+    return MAX_SET_COOKIE - len(f"{settings.cookie_name}={longest_max_age}{attributes}")
 
 
 def _fingerprint(session: dict[str, Any]) -> bytes:

@@ -20,7 +20,6 @@ import dataclasses
 import math
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -98,31 +97,6 @@ def pop_flow(session: dict[str, Any], state: str) -> Flow | None:
     if time.time() - flow.created > FLOW_TTL:
         return None
     return flow
-
-
-class UsedStates:
-    """States already spent, remembered until their flow would have expired anyway.
-
-    The cookie alone cannot make a state single-use (an old cookie can be replayed),
-    so each worker remembers the states it has seen; the IdP's single-use code is
-    the backstop across workers.
-    """
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._limit = limit
-
-    def spend(self, state: str) -> bool:
-        """True the first time a state is seen, False on every replay."""
-        now = time.time()
-        while self._seen and next(iter(self._seen.values())) < now - FLOW_TTL:
-            self._seen.popitem(last=False)
-        if state in self._seen:
-            return False
-        self._seen[state] = now
-        while len(self._seen) > self._limit:
-            self._seen.popitem(last=False)
-        return True
 
 
 def sign_in(session: dict[str, Any], *, provider: str, user: TiledeskUser, id_token: str) -> None:

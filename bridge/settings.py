@@ -294,6 +294,13 @@ class SessionSettings(_Model):
     cookie_name: str = Field(default="bridge_session", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     same_site: Literal["lax", "strict", "none"] = "lax"
     https_only: bool | None = None
+    #: Where sessions live: in the sealed cookie, or in Redis behind an opaque ticket.
+    store: Literal["cookie", "redis"] = "cookie"
+    #: Shared by every instance: sessions (store = "redis"), spent states, logout records.
+    redis_url: SecretStr | None = None
+    redis_password: SecretStr | None = None
+    #: Seconds for each Redis call (connect, command); past it the bridge answers 503.
+    redis_timeout: float = Field(default=1.0, gt=0, le=10)
 
     @field_validator("secret")
     @classmethod
@@ -310,6 +317,24 @@ class SessionSettings(_Model):
         current = self.secret.get_secret_value()
         if any(s.get_secret_value() == current for s in self.previous_secrets):
             raise ValueError("previous_secrets: must not repeat the current secret")
+        return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parts = urlsplit(value.get_secret_value())
+            if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+                # The value may hold a password: never echo it.
+                raise ValueError("must be a redis://host[:port][/db] or rediss://… URL")
+        return value
+
+    @model_validator(mode="after")
+    def _redis(self) -> SessionSettings:
+        if self.store == "redis" and self.redis_url is None:
+            raise ValueError('redis_url: required with store = "redis"')
+        if self.redis_password is not None and self.redis_url is None:
+            raise ValueError("redis_password: set redis_url too")
         return self
 
 
@@ -546,6 +571,9 @@ class Settings(_Model):
     def redirect_uri(self, name: str) -> str:
         return f"{self.server.public_url}/callback/{name}"
 
+    def backchannel_logout_uri(self, name: str) -> str:
+        return f"{self.server.public_url}/backchannel-logout/{name}"
+
     def url(self, path: str) -> str:
         """The one place that turns a path on this site into an absolute URL."""
         return f"{self.server.public_url}{path}"
@@ -769,14 +797,19 @@ def literal_secrets(data: Mapping[str, Any]) -> list[str]:
     for path in _secret_fields(Settings, ()):
         for key, value in _values_at(data, path, ""):
             values = value if isinstance(value, list) else [value]
-            if any(
-                isinstance(v, str) and v and not v.startswith(("env:", "file:")) for v in values
-            ):
+            if any(_is_literal_secret(v) for v in values):
                 warnings.append(
                     f"warning: {_one_line(key)}: a secret written in the settings file itself; "
                     'write "env:NAME" to read it from the environment or "file:/path" from a file'
                 )
     return warnings
+
+
+def _is_literal_secret(value: Any) -> bool:
+    """A secret written out; a URL without a password (``redis_url``) holds none."""
+    if not isinstance(value, str) or not value or value.startswith(("env:", "file:")):
+        return False
+    return "://" not in value or urlsplit(value).password is not None
 
 
 def default_settings_path() -> Path:

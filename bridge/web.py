@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import certifi
 import httpx
@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bridge import embed, identity, sessions, tiledesk
+from bridge import embed, identity, logout_token, sessions, tiledesk
 from bridge.embed import SiteReturn
 from bridge.errors import (
     AccessDenied,
@@ -45,11 +45,22 @@ from bridge.errors import (
 )
 from bridge.handles import HandleStore, MemoryHandleStore, looks_like_handle
 from bridge.identity import TiledeskUser
-from bridge.metrics import CONTENT_TYPE_LATEST, Metrics
+from bridge.logout_token import LogoutTokenInvalid
+from bridge.metrics import CONTENT_TYPE_LATEST, OTHER, Metrics
 from bridge.middleware import EdgeMiddleware
 from bridge.oidc import Provider
-from bridge.session_middleware import SessionMiddleware
+from bridge.redis_client import RedisClient, StoreStatus
+from bridge.redis_sessions import RedisSessionStore
+from bridge.revocations import (
+    MemoryRevocations,
+    RedisRevocations,
+    RevocationCheckingStore,
+    Revocations,
+)
+from bridge.session_middleware import SessionMiddleware, cookie_room
+from bridge.session_store import CookieSealer, CookieStore, SessionStore
 from bridge.settings import Settings
+from bridge.spent import MemorySpent, RedisSpent, Spent
 
 log = logging.getLogger("bridge.web")
 PACKAGE_DIR = Path(__file__).parent
@@ -60,6 +71,8 @@ DEV_IDP_PATH = "/dev-idp"
 MAX_NEXT = 512
 MAX_CALLBACK_PARAMS = 20
 MAX_AUTH_BODY = 1024
+#: A logout token is a few hundred bytes; a body far larger is not one.
+MAX_LOGOUT_BODY = 16 * 1024
 
 
 @functools.cache
@@ -86,7 +99,31 @@ class Bridge:
         self.origin = settings.server.origin
         self.metrics = Metrics()
         self.transport = transport or outbound_transport(settings)
-        self.used_states = sessions.UsedStates()
+        #: Shared by every instance when Redis is configured; this process's memory otherwise.
+        self.redis = RedisClient(settings.session) if settings.session.redis_url else None
+        self.spent: Spent = RedisSpent(self.redis) if self.redis else MemorySpent()
+        session = settings.session
+        sealer = CookieSealer(
+            session.secret.get_secret_value(),
+            [s.get_secret_value() for s in session.previous_secrets],
+            cookie_name=session.cookie_name,
+        )
+        #: Where the session middleware keeps sessions; a back-channel logout ends them here.
+        self.redis_sessions: RedisSessionStore | None = None
+        self.revocations: Revocations | None = None
+        self.session_store: SessionStore
+        if session.store == "redis":
+            assert self.redis is not None
+            self.redis_sessions = RedisSessionStore(self.redis, sealer, max_age=session.max_age)
+            self.session_store = self.redis_sessions
+        else:
+            self.revocations = (
+                RedisRevocations(self.redis, ttl=session.max_age)
+                if self.redis
+                else MemoryRevocations(ttl=session.max_age)
+            )
+            cookies = CookieStore(sealer, max_value=cookie_room(session, settings.https_only))
+            self.session_store = RevocationCheckingStore(cookies, self.revocations)
         #: One-time handles for sites' sign-ins and their way back after logout.
         self.handles: HandleStore = MemoryHandleStore()
         self.templates = Environment(
@@ -145,10 +182,21 @@ class Bridge:
             if not status.ready:
                 log.warning("provider %s is not ready: %s", provider.name, status.detail)
 
+    async def end_sessions(self, provider: str, *, sub: str | None, sid: str | None) -> str:
+        """Sign out the IdP session ``sid`` or, without one, every session of ``sub``."""
+        if self.redis_sessions is not None:
+            ended = await self.redis_sessions.end_sessions(provider, sub=sub, sid=sid)
+            return f"{ended} session(s) ended"
+        assert self.revocations is not None
+        await self.revocations.revoke(provider, sub=sub, sid=sid, at=int(time.time()))
+        return "recorded for the cookie sessions signed in before now"
+
     async def aclose(self) -> None:
         for provider in self.providers.values():
             await provider.aclose()
         await self.transport.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def _bridge(request: Request) -> Bridge:
@@ -381,7 +429,7 @@ async def _complete_login(
 ) -> Response:
     state = _param(request, "state")
     assert state is not None
-    if not bridge.used_states.spend(state):
+    if not await bridge.spent.spend("state", state, sessions.FLOW_TTL):
         raise StateMismatch("the state was already used")
     if flow.provider != provider.name:
         raise StateMismatch(f"the flow was started for {flow.provider}, not {provider.name}")
@@ -575,6 +623,75 @@ async def site_logout(request: Request) -> Response:
     return response
 
 
+async def backchannel_logout(request: Request) -> Response:
+    """OpenID Connect Back-Channel Logout 1.0: the IdP says a session ended (spec 2.5-2.8).
+
+    Called by the IdP, not a browser: no cookie, no origin check. A token that fails
+    validation is a 400 with an error body; an IdP or store outage answers 502/503, so
+    that an IdP that retries delivers it later.
+    """
+    bridge = _bridge(request)
+    name = request.path_params["provider"]
+    try:
+        provider = bridge.providers.get(name)
+        if provider is None:
+            raise LogoutTokenInvalid(f"no provider named {name[:40]!r}")
+        compact = await _logout_token_of(request)
+        meta = await provider.metadata()
+        try:
+            verified = await provider.verify_signature(compact, meta=meta, what="logout token")
+        except IdTokenInvalid as exc:
+            raise LogoutTokenInvalid(exc.detail) from None
+        now, leeway = time.time(), provider.settings.leeway
+        token = logout_token.validate(
+            verified.header,
+            verified.claims,
+            issuers=provider.accepted_issuers,
+            client_id=provider.client_id,
+            algorithms=meta.algorithms,
+            now=now,
+            leeway=leeway,
+        )
+        if not await bridge.spent.spend(
+            "jti", f"{provider.name}\n{token.jti}", token.replay_window(now, leeway)
+        ):
+            raise LogoutTokenInvalid("the jti was used before (a replayed logout token)")
+    except LogoutTokenInvalid as exc:
+        bridge.metrics.error("invalid_request")
+        label = name if name in bridge.providers else OTHER
+        bridge.metrics.backchannel_logouts.labels(label, "invalid_request").inc()
+        log.warning("back-channel logout refused for %s: %s", name[:40], exc)
+        return JSONResponse(
+            {"error": "invalid_request", "error_description": str(exc)},
+            status_code=400,
+            headers={"Cache-Control": "no-store"},
+        )
+    outcome = await bridge.end_sessions(provider.name, sub=token.sub, sid=token.sid)
+    bridge.metrics.backchannel_logouts.labels(provider.name, "ok").inc()
+    log.info("back-channel logout from %s: %s", provider.name, outcome)
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+
+async def _logout_token_of(request: Request) -> str:
+    """The one ``logout_token`` of a form-encoded body of reasonable size."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise LogoutTokenInvalid("the body is not application/x-www-form-urlencoded")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_LOGOUT_BODY:
+            raise LogoutTokenInvalid("the body is too large")
+    try:
+        form = parse_qs(body.decode("ascii"), strict_parsing=bool(body), max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        raise LogoutTokenInvalid("the body is not a form") from None
+    values = form.get("logout_token", [])
+    if len(values) != 1 or not values[0]:
+        raise LogoutTokenInvalid("the body needs exactly one logout_token")
+    return values[0]
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -586,9 +703,20 @@ async def readyz(request: Request) -> Response:
         p.name: {"ready": s.ready, "detail": s.detail, **s.extra}
         for p, s in zip(bridge.providers.values(), results, strict=True)
     }
-    ready = all(s.ready for s in results)
+    store = await bridge.redis.status() if bridge.redis else StoreStatus(True, "ready")
+    ready = all(s.ready for s in results) and store.ready
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "providers": report,
+        "store": {
+            "sessions": bridge.settings.session.store,
+            "shared": "redis" if bridge.redis else "memory",
+            "ready": store.ready,
+            "detail": store.detail,
+        },
+    }
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "providers": report},
+        body,
         status_code=200 if ready else 503,
         headers={"Cache-Control": "no-store"},
     )
@@ -604,6 +732,7 @@ async def metrics(request: Request) -> Response:
 def _wants_json(request: Request) -> bool:
     return (
         request.url.path in ("/auth", "/healthz", "/readyz")
+        or request.url.path.startswith("/backchannel-logout/")
         or "application/json" in request.headers.get("accept", "").split(",")[0]
     )
 
@@ -641,7 +770,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    """The one log record of a bug: ERROR with its traceback; ``bridge_error`` only renders."""
+    """The one log record of a bug: ERROR with its traceback; ``bridge_error`` only renders.
+
+    A BridgeError raised by the session middleware (the store is unreachable) is no bug:
+    it arrives here, or wrapped in Starlette's RuntimeError when the store failed while
+    the answer was being sent, and is answered as itself.
+    """
+    known = _bridge_error_in(exc)
+    if known is not None:
+        return await bridge_error(request, known)
     log.error(
         "internal_error on %s %s (%s)",
         request.method,
@@ -652,6 +789,15 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     error = BridgeError(type(exc).__name__)
     request.state.logged_error = error
     return await bridge_error(request, error)
+
+
+def _bridge_error_in(exc: BaseException) -> BridgeError | None:
+    seen: BaseException | None = exc
+    for _ in range(3):
+        if seen is None or isinstance(seen, BridgeError):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 # --- the app -----------------------------------------------------------------------
@@ -669,6 +815,7 @@ def _routes(bridge: Bridge) -> list[BaseRoute]:
         Route("/logout/site", site_logout, methods=["GET"]),
         Route("/embed.js", embed_js, methods=["GET", "HEAD"]),
         Route("/embed/config", embed_config, methods=["GET"]),
+        Route("/backchannel-logout/{provider}", backchannel_logout, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -704,7 +851,12 @@ def create_app(
             trusted_proxies=settings.server.trusted_proxies,
             on_error=unexpected_error,
         ),
-        Middleware(SessionMiddleware, settings=settings.session, https_only=settings.https_only),
+        Middleware(
+            SessionMiddleware,
+            settings=settings.session,
+            https_only=settings.https_only,
+            store=bridge.session_store,
+        ),
     ]
     app = Starlette(
         routes=_routes(bridge),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 from bridge.settings import Settings, parse_settings
 from bridge.web import create_app
 from tests.idp import FakeIdP
+from tests.servers import RedisServer
 
 PUBLIC_URL = "http://127.0.0.1:8000"
 PROJECT_ID = "64f0c0ffee00000000000001"
@@ -97,6 +99,28 @@ def new_client(settings: Settings, idps: dict[str, FakeIdP]) -> Iterator[Callabl
     yield make
     for test_client in clients:
         test_client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session's tests (in memory only), emptied per test."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_server.flush()
+    return redis_server.url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which it may stop, freeze and restart."""
+    server = RedisServer(tmp_path, password="test-redis-password-0123456789")
+    yield server
+    server.stop()
 
 
 def start_login(client: TestClient, provider: str = "acme", next_path: str | None = None) -> str:

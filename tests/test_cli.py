@@ -92,6 +92,39 @@ def test_check_accepts_a_good_file_and_names_the_uris_to_register(
     assert "post-logout redirect URI: https://chat.acme.test/" in out
 
 
+def test_check_names_the_back_channel_logout_uri_and_warns_without_a_shared_store(
+    settings_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run(capsys, "check", "--settings", str(settings_file))
+    assert status == 0, err
+    assert "back-channel logout URI: https://chat.acme.test/backchannel-logout/acme" in out
+    assert (
+        "sessions: in the cookie; spent states and logout records in process memory\n"
+        "  warning: with several workers or instances, a replayed sign-in or a back-channel "
+        "logout is only known to the process that saw it: set [session] redis_url\n"
+    ) in out
+
+
+def test_check_names_the_shared_redis_without_its_password(
+    settings_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "rediss://:redis-password-123@redis.acme.internal/2")
+    settings_file.write_text(
+        SETTINGS.replace(
+            'secret = "env:TEST_SESSION_SECRET"',
+            'secret = "env:TEST_SESSION_SECRET"\nstore = "redis"\nredis_url = "env:REDIS_URL"',
+        )
+    )
+    status, out, err = run(capsys, "check", "--settings", str(settings_file))
+    assert status == 0, err
+    assert (
+        "sessions: in Redis behind an opaque ticket; spent states and logout records in "
+        "Redis at rediss://redis.acme.internal:6379/2\n"
+    ) in out
+    assert "warning" not in out
+    assert "redis-password-123" not in out + err
+
+
 def test_check_reads_bridge_settings_from_the_environment(
     settings_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

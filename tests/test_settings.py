@@ -179,6 +179,56 @@ def test_repo_settings_file_runs_the_demo(tmp_path: Path, monkeypatch: pytest.Mo
     assert settings.server.public_url == "http://127.0.0.1:8000"
 
 
+def test_session_store_defaults_to_the_cookie_without_redis() -> None:
+    session = parse_settings(base_settings()).session
+    assert (session.store, session.redis_url, session.redis_timeout) == ("cookie", None, 1.0)
+
+
+def test_redis_store_takes_the_url_and_a_password_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "redis_password").write_text("redis-pw-from-a-file\n")
+    data = base_settings()
+    data["session"].update(
+        {
+            "store": "redis",
+            "redis_url": "rediss://redis.acme.internal:6380/2",
+            "redis_password": "file:redis_password",
+        }
+    )
+    session = parse_settings(data, tmp_path).session
+    assert session.store == "redis"
+    assert session.redis_url is not None
+    assert session.redis_url.get_secret_value() == "rediss://redis.acme.internal:6380/2"
+    assert session.redis_password is not None
+    assert session.redis_password.get_secret_value() == "redis-pw-from-a-file"
+
+
+@pytest.mark.parametrize(
+    ("session", "expected"),
+    [
+        ({"store": "redis"}, 'session.redis_url: required with store = "redis"'),
+        ({"store": "memcached"}, "session.store: Input should be 'cookie' or 'redis'"),
+        (
+            {"redis_url": "http://redis:6379"},
+            "session.redis_url: must be a redis://host[:port][/db] or rediss://… URL",
+        ),
+        ({"redis_password": "pw-without-a-url"}, "session.redis_password: set redis_url too"),
+        ({"redis_url": "redis://r:6379", "redis_timeout": 0}, "session.redis_timeout: "),
+    ],
+)
+def test_redis_settings_problems_name_their_key(session: dict[str, Any], expected: str) -> None:
+    data = base_settings()
+    data["session"].update(session)
+    lines = problems(data)
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_a_bad_redis_url_is_reported_without_its_password() -> None:
+    data = base_settings()
+    data["session"]["redis_url"] = "http://:hunter2-secret@redis:6379"
+    lines = problems(data)
+    assert lines == ["session.redis_url: must be a redis://host[:port][/db] or rediss://… URL"]
+
+
 # --- public_url and [sites]: one spelling of each origin ---------------------------
 
 
@@ -344,6 +394,16 @@ def test_bad_settings_carry_the_secret_warnings_too() -> None:
     with pytest.raises(SettingsError) as caught:
         parse_settings(with_change("session.max_age", 5))
     assert _warning("session.secret") in caught.value.warnings
+
+
+def test_a_redis_url_warns_as_a_literal_secret_only_when_it_holds_a_password() -> None:
+    data = base_settings()
+    data["session"]["redis_url"] = "redis://redis.acme.internal:6379/0"
+    assert _warning("session.redis_url") not in parse_settings(data).warnings
+    data["session"]["redis_url"] = "redis://:hunter2-secret@redis.acme.internal:6379/0"
+    assert _warning("session.redis_url") in parse_settings(data).warnings
+    data["session"]["redis_password"] = "hunter2-secret"
+    assert _warning("session.redis_password") in parse_settings(data).warnings
 
 
 def test_file_secret_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:

@@ -223,14 +223,19 @@ def bridge_port() -> int:
 
 @pytest.fixture(scope="session")
 def op(bridge_port: int, logs_dir: Path) -> Iterator[OP]:
+    with start_op(f"http://127.0.0.1:{bridge_port}", logs_dir / "op.log") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def start_op(public_url: str, log: Path, *, backchannel_logout: bool = False) -> Iterator[OP]:
+    """The OP, with the bridge at ``public_url`` as its one client."""
     node = shutil.which("node")
     if node is None:
         _unavailable("node is not installed (the OpenID Provider runs on Node.js)")
     if not (OP_DIR / "node_modules" / "oidc-provider").is_dir():
         _unavailable("tests/e2e/op/node_modules is missing: run `npm ci` in tests/e2e/op")
-    public_url = f"http://127.0.0.1:{bridge_port}"
     client_secret = secrets.token_urlsafe(32)
-    log = logs_dir / "op.log"
     env = {
         **os.environ,
         "OP_PORT": "0",
@@ -240,6 +245,8 @@ def op(bridge_port: int, logs_dir: Path) -> Iterator[OP]:
         "OP_REDIRECT_URIS": f"{public_url}/callback/acme",
         "OP_POST_LOGOUT_REDIRECT_URIS": f"{public_url}/",
     }
+    if backchannel_logout:
+        env["OP_BACKCHANNEL_LOGOUT_URI"] = f"{public_url}/backchannel-logout/acme"
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [str(node), "server.js"],
@@ -249,9 +256,11 @@ def op(bridge_port: int, logs_dir: Path) -> Iterator[OP]:
             stderr=err,
             text=True,
         )
-    issuer = _read_ready_line(proc, log)
-    yield OP(issuer=issuer, client_id=CLIENT_ID, client_secret=client_secret, log=log)
-    _stop(proc)
+    try:
+        issuer = _read_ready_line(proc, log)
+        yield OP(issuer=issuer, client_id=CLIENT_ID, client_secret=client_secret, log=log)
+    finally:
+        _stop(proc)
 
 
 def _read_ready_line(proc: subprocess.Popen[str], log: Path) -> str:

@@ -12,6 +12,8 @@
 //   OP_COOP                     a Cross-Origin-Opener-Policy for every OP answer (as some IdPs
 //                               send on their sign-in pages), e.g. "same-origin"; default none.
 //                               POST /__test/coop with the value as body changes it at run time.
+//   OP_BACKCHANNEL_LOGOUT_URI   optional: the client's back-channel logout URI (its ID tokens
+//                               then carry sid, and ending the OP session posts a logout token)
 // Prints one line "ready <issuer>" on stdout once listening; exits cleanly on SIGTERM/SIGINT.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -27,6 +29,7 @@ const clientId = env.OP_CLIENT_ID || 'bridge';
 const clientSecret = env.OP_CLIENT_SECRET;
 const redirectUris = listOf(env.OP_REDIRECT_URIS);
 const postLogoutRedirectUris = listOf(env.OP_POST_LOGOUT_REDIRECT_URIS);
+const backchannelLogoutUri = env.OP_BACKCHANNEL_LOGOUT_URI || '';
 
 if (!clientSecret || redirectUris.length === 0) {
   process.stderr.write('op: OP_CLIENT_SECRET and OP_REDIRECT_URIS are required\n');
@@ -105,6 +108,10 @@ const configuration = {
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
     id_token_signed_response_alg: 'RS256',
+    ...(backchannelLogoutUri ? {
+      backchannel_logout_uri: backchannelLogoutUri,
+      backchannel_logout_session_required: true,
+    } : {}),
   }],
   jwks: { keys: [signingKey] },
   findAccount,
@@ -124,8 +131,12 @@ const configuration = {
     devInteractions: { enabled: true },
     rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
     userinfo: { enabled: true },
+    backchannelLogout: { enabled: true },
   },
   renderError,
+  // The OP's own calls (the back-channel logout POST) go to the bridge on 127.0.0.1, an
+  // address oidc-provider's SSRF guard refuses by default: this test OP lets them through.
+  fetch: (url, options) => fetch(url, { ...options, dispatcher: undefined }),
   ttl: {
     AccessToken: 300,
     AuthorizationCode: 60,
@@ -169,6 +180,8 @@ server.listen(port, '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${server.address().port}${mount}`;
   provider = new Provider(issuer, configuration);
   provider.on('server_error', (ctx, err) => process.stderr.write(`op: server_error ${err.stack}\n`));
+  provider.on('backchannel.error', (ctx, err, client) => process.stderr.write(`op: backchannel.error ${client.clientId}: ${err.message}\n`));
+  provider.on('backchannel.success', (ctx, client) => process.stderr.write(`op: backchannel.success ${client.clientId}\n`));
   handler = provider.callback();
   process.stdout.write(`ready ${issuer}\n`);
 });
