@@ -1,7 +1,8 @@
 """The app for ``uvicorn bridge.asgi:app`` and for each worker of ``serve --workers N``.
 
-The development IdP keeps its codes and keys in one process, so a dev provider is refused
-here when this process is one of several workers, however the server was started.
+The development IdP keeps its codes and keys in one process, and so do the one-time handles
+of [sites] sign-ins (until a shared store): either is refused here when this process is one
+of several workers, however the server was started.
 """
 
 from __future__ import annotations
@@ -88,6 +89,15 @@ if _settings.has_dev_provider and _workers > 1:
         [
             f"workers: the dev IdP keeps its codes and keys in one process, but this server "
             f"runs {_workers} workers (--workers or WEB_CONCURRENCY): serve it with one worker"
+        ]
+    )
+
+if _settings.sites and _workers > 1:
+    _refuse(
+        [
+            f"workers: [sites] sign-ins hand over one-time handles kept in one process, but "
+            f"this server runs {_workers} workers (--workers or WEB_CONCURRENCY): serve them "
+            "with one worker"
         ]
     )
 

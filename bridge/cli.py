@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bridge.settings import ProviderSettings, Settings, SettingsError, load_settings
+from bridge.settings import (
+    ProviderSettings,
+    Settings,
+    SettingsError,
+    is_same_site,
+    load_settings,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -38,6 +44,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bridge.web import create_app
 
     settings = _load(args.settings)
+    if args.workers > 1 and settings.sites:
+        print(
+            "--workers: [sites] sign-ins hand over one-time handles kept in one process: "
+            "serve them with one worker",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.workers > 1 and settings.has_dev_provider:
         print(
             "--workers: the dev IdP keeps its codes and keys in one process: "
@@ -106,13 +119,36 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"    redirect URI to register at the IdP: {settings.redirect_uri(name)}")
         print(f"    post-logout redirect URI: {settings.url('/')}")
         print(f"    back-channel logout URI: {settings.backchannel_logout_uri(name)}")
-    for line in _store_report(settings):
+    for line in _store_report(settings) + _sites_explained(settings):
         print(line)
     if not args.online:
         return EXIT_OK
     from bridge.selftest import run_online_checks
 
     return EXIT_OK if run_online_checks(settings) else EXIT_FAILED
+
+
+def _sites_explained(settings: Settings) -> list[str]:
+    """Each [sites] entry and how its visitors will sign in."""
+    if not settings.sites:
+        return ["sites: none (the chat runs on the bridge's own page only)"]
+    lines = [f"sites: {len(settings.sites)} may embed the chat with {settings.url('/embed.js')}"]
+    for origin, site in settings.sites.items():
+        providers = ", ".join(settings.site_providers(origin))
+        how = (
+            "same site as the bridge: signed in through the session cookie (SameSite="
+            f"{settings.session.same_site}), a popup when it is not there"
+            if is_same_site(origin, settings.server.origin)
+            else "cross-site: sign-in in a popup that hands over a one-time handle; "
+            + (
+                "the cookie (SameSite=None) also works where third-party cookies are allowed"
+                if settings.session.same_site == "none"
+                else "the Tiledesk token is kept in the site's storage until it expires"
+            )
+        )
+        lines.append(f"  {origin}: providers {providers}; sign-in {site.sign_in}")
+        lines.append(f"    {how}")
+    return lines
 
 
 def _store_report(settings: Settings) -> list[str]:

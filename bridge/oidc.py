@@ -556,9 +556,12 @@ class Provider:
         return data
 
     async def logout_url(
-        self, *, id_token_hint: str | None, post_logout_redirect_uri: str
+        self, *, id_token_hint: str | None, post_logout_redirect_uri: str, state: str | None = None
     ) -> str | None:
-        """RP-initiated logout, where the IdP publishes an end_session_endpoint."""
+        """RP-initiated logout, where the IdP publishes an end_session_endpoint.
+
+        ``state`` comes back to the post-logout redirect URI unchanged (RP-Initiated Logout §3).
+        """
         try:
             meta = await self.metadata()
         except (IdpError, IdpTimeout):
@@ -568,6 +571,8 @@ class Provider:
         params = {"post_logout_redirect_uri": post_logout_redirect_uri, "client_id": self.client_id}
         if id_token_hint:
             params["id_token_hint"] = id_token_hint
+        if state:
+            params["state"] = state
         separator = "&" if urlsplit(meta.end_session_endpoint).query else "?"
         return meta.end_session_endpoint + separator + urlencode(params)
 

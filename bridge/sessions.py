@@ -5,7 +5,8 @@ The session (``scope["session"]``, kept by ``bridge.session_middleware`` in a
 only what ``/auth``, logout and a later back-channel logout need: never the
 IdP's access or refresh token. Its keys, all written here:
 
-- ``flows``: pending logins, by state: provider, nonce, PKCE verifier, next path, start time;
+- ``flows``: pending logins, by state: provider, nonce, PKCE verifier, next path, start time,
+  and for a sign-in started on a site its page, mode and challenge;
 - ``sid``: this session's random id, new at every sign-in;
 - ``p``: the provider; ``u``: the mapped Tiledesk user; ``at``: the sign-in time;
 - ``sub`` and ``idp_sid``: the IdP's ``sub`` and ``sid`` claims, to match a logout token;
@@ -15,6 +16,7 @@ IdP's access or refresh token. Its keys, all written here:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 import time
@@ -48,6 +50,11 @@ class Flow:
     verifier: str
     next: str
     created: float
+    #: For a sign-in started on an embedding site: the page of that site it ends on,
+    #: "popup" or "redirect", and the site script's PKCE-style challenge.
+    return_to: str | None = None
+    mode: str | None = None
+    challenge: str | None = None
 
 
 def add_flow(session: dict[str, Any], state: str, flow: Flow) -> None:
@@ -67,6 +74,8 @@ def add_flow(session: dict[str, Any], state: str, flow: Flow) -> None:
         "x": flow.next,
         "t": flow.created,
     }
+    if flow.return_to is not None:
+        flows[state].update(r=flow.return_to, m=flow.mode, c=flow.challenge)
     session["flows"] = flows
 
 
@@ -79,6 +88,10 @@ def pop_flow(session: dict[str, Any], state: str) -> Flow | None:
     session["flows"] = flows
     try:
         flow = Flow(str(raw["p"]), str(raw["n"]), str(raw["v"]), str(raw["x"]), float(raw["t"]))
+        if "r" in raw:
+            flow = dataclasses.replace(
+                flow, return_to=str(raw["r"]), mode=str(raw["m"]), challenge=str(raw["c"])
+            )
     except (KeyError, TypeError, ValueError):
         return None
     if time.time() - flow.created > FLOW_TTL:

@@ -52,6 +52,11 @@ FORBIDDEN_AUTHORIZE_PARAMS = frozenset(
     }
 )
 
+#: The key a cross-field check names at the start of its message: `client_id`, `sites."https://a".x`.
+SUB_KEY = re.compile(r'(?:[a-z_.]+|"[^"]*")+')
+#: A DNS name as browsers send it in Origin (internationalised names in their xn-- form).
+HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
 ClaimSpec = str | list[str]
 #: Rounds of "drop the faulty values, validate again" before the list of problems is final.
 _MAX_ROUNDS = 5
@@ -126,13 +131,73 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def canonical_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` as a browser writes it in ``Origin``, or None if it is not one."""
+    if value != value.strip() or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        return None
+    if "\\" in value or "@" in value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.path or parts.query or parts.fragment or value.endswith(("?", "#")):
+        return None
+    if not HOST_NAME.fullmatch(parts.hostname):
+        try:
+            ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            return None
+    try:
+        return _origin_of(value)
+    except ValueError:
+        return None
+
+
+def is_same_site(origin: str, other: str) -> bool:
+    """Same scheme and registrable domain, near enough: the same host, or one the parent of the
+    other's (``www.acme.com`` and ``chat.acme.com`` share ``acme.com``). Without the Public Suffix
+    List this over-reports for hosts under a public suffix such as ``github.io``; it only
+    decides what ``check`` says, never what the bridge allows."""
+    a, b = urlsplit(origin), urlsplit(other)
+    if a.scheme != b.scheme or not a.hostname or not b.hostname:
+        return False
+    host_a, host_b = a.hostname, b.hostname
+    if host_a == host_b:
+        return True
+    try:
+        ipaddress.ip_address(host_a)
+        ipaddress.ip_address(host_b)
+        return False
+    except ValueError:
+        pass
+    base_a, base_b = ".".join(host_a.split(".")[-2:]), ".".join(host_b.split(".")[-2:])
+    return base_a == base_b and base_a.count(".") == 1
+
+
+class SiteSettings(_Model):
+    """A website that may embed the chat with ``/embed.js`` (keyed by its exact origin)."""
+
+    #: The providers its visitors are offered; every configured one when unset.
+    providers: tuple[str, ...] | None = None
+    #: "required": no chat until signed in; "offered": anonymous chat until the visitor signs in.
+    sign_in: Literal["required", "offered"] = "required"
+
+    @field_validator("providers")
+    @classmethod
+    def _providers(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise ValueError("list at least one provider, or leave the key out to offer them all")
+        return value
+
+
 class ServerSettings(_Model):
     public_url: str
     #: Visitors really reach the bridge over plain http (a closed network without TLS).
     allow_plain_http: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    allowed_origins: tuple[str, ...] = ()
+    #: Replaced by [sites]; kept only to point an old file at its new home.
+    allowed_origins: tuple[str, ...] | None = None
     trusted_proxies: tuple[str, ...] = ()
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -170,12 +235,14 @@ class ServerSettings(_Model):
 
     @field_validator("allowed_origins")
     @classmethod
-    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for origin in value:
-            if origin == "*":
-                raise ValueError("'*' is not allowed: list each origin that may call /auth")
-            _check_http_url(origin, allow_path=False)
-        return tuple(_origin_of(o) for o in value)
+    def _origins(cls, value: tuple[str, ...] | None) -> None:
+        if value is None:
+            return None
+        example = next((o for o in value if canonical_origin(o)), "https://www.acme.com")
+        raise ValueError(
+            "replaced by [sites]: list each origin that embeds the chat as its own table, "
+            f'e.g. [sites."{canonical_origin(example)}"]'
+        )
 
     @model_validator(mode="after")
     def _plain_http(self) -> ServerSettings:
@@ -402,6 +469,7 @@ class Settings(_Model):
     session: SessionSettings
     tiledesk: TiledeskSettings
     providers: dict[str, ProviderSettings]
+    sites: dict[str, SiteSettings] = Field(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
 
     # The cross-table checks are field validators reading the already validated
@@ -439,6 +507,38 @@ class Settings(_Model):
             )
         return value
 
+    @field_validator("sites")
+    @classmethod
+    def _sites(
+        cls, value: dict[str, SiteSettings], info: ValidationInfo
+    ) -> dict[str, SiteSettings]:
+        """One spelling per origin, the one browsers send, so that matching can be exact."""
+        server = info.data.get("server")
+        known = info.data.get("providers")
+        sites: dict[str, SiteSettings] = {}
+        for key, site in value.items():
+            origin = canonical_origin(key)
+            if origin is None:
+                raise ValueError(
+                    f"{key!r} is not an origin: write scheme://host[:port], "
+                    'e.g. [sites."https://www.acme.com"]'
+                )
+            if origin in sites:
+                raise ValueError(f"{key!r} is {origin!r} again")
+            plain_http_ok = server is not None and server.allow_plain_http
+            if origin.startswith("http://") and not (is_loopback_url(origin) or plain_http_ok):
+                raise ValueError(
+                    f"{key!r}: a site must be https (plain http only on loopback, or with "
+                    "server.allow_plain_http)"
+                )
+            if server is not None and origin == server.origin:
+                raise ValueError(f'"{origin}": is the bridge itself (server.public_url)')
+            unknown = sorted(set(site.providers or ()) - set(known or {}))
+            if known is not None and unknown:
+                raise ValueError(f'"{origin}".providers: no provider named {", ".join(unknown)}')
+            sites[origin] = site
+        return sites
+
     @property
     def warnings(self) -> tuple[str, ...]:
         """Faults that do not stop start-up (a secret written in the file), one line each."""
@@ -453,6 +553,14 @@ class Settings(_Model):
         if self.session.https_only is not None:
             return self.session.https_only
         return self.server.is_https
+
+    def site(self, origin: str | None) -> SiteSettings | None:
+        """The [sites] entry for exactly this origin (as a browser sends it), if any."""
+        return self.sites.get(origin) if origin else None
+
+    def site_providers(self, origin: str) -> tuple[str, ...]:
+        site = self.sites[origin]
+        return site.providers if site.providers is not None else tuple(self.providers)
 
     def issuer(self, name: str) -> str:
         provider = self.providers[name]
@@ -580,7 +688,7 @@ def _format_errors(exc: ValidationError) -> Iterator[tuple[str, str, str | None]
         for line in message.split("\n"):
             sub_key = key
             # A cross-field check names its own sub-key: "client_id: required".
-            if ": " in line and re.fullmatch(r"[a-z_.]+", line.split(": ", 1)[0]):
+            if ": " in line and SUB_KEY.fullmatch(line.split(": ", 1)[0]):
                 sub, line = line.split(": ", 1)
                 if not sub_key.endswith(sub):
                     sub_key = f"{sub_key}.{sub}" if sub_key else sub

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -13,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import certifi
 import httpx
@@ -26,7 +27,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bridge import identity, logout_token, sessions, tiledesk
+from bridge import embed, identity, logout_token, sessions, tiledesk
+from bridge.embed import SiteReturn
 from bridge.errors import (
     AccessDenied,
     BridgeError,
@@ -41,6 +43,8 @@ from bridge.errors import (
     NotSignedIn,
     StateMismatch,
 )
+from bridge.handles import HandleStore, MemoryHandleStore, looks_like_handle
+from bridge.identity import TiledeskUser
 from bridge.logout_token import LogoutTokenInvalid
 from bridge.metrics import CONTENT_TYPE_LATEST, OTHER, Metrics
 from bridge.middleware import EdgeMiddleware
@@ -66,6 +70,7 @@ MAX_PARAM = 4096
 DEV_IDP_PATH = "/dev-idp"
 MAX_NEXT = 512
 MAX_CALLBACK_PARAMS = 20
+MAX_AUTH_BODY = 1024
 #: A logout token is a few hundred bytes; a body far larger is not one.
 MAX_LOGOUT_BODY = 16 * 1024
 
@@ -119,6 +124,8 @@ class Bridge:
             )
             cookies = CookieStore(sealer, max_value=cookie_room(session, settings.https_only))
             self.session_store = RevocationCheckingStore(cookies, self.revocations)
+        #: One-time handles for sites' sign-ins and their way back after logout.
+        self.handles: HandleStore = MemoryHandleStore()
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES_DIR),
             autoescape=select_autoescape(),
@@ -158,9 +165,8 @@ class Bridge:
             )
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        page = self.templates.get_template(template).render(
-            providers=self.providers.values(), **context
-        )
+        context.setdefault("providers", self.providers.values())
+        page = self.templates.get_template(template).render(**context)
         return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
     def provider(self, name: str) -> Provider:
@@ -241,7 +247,7 @@ def _check_origin(request: Request) -> str | None:
         # Sec-Fetch-Site, which no page can forge, tells it came from this site.
         if origin == "null" and fetch_site == "same-origin":
             return None
-        if origin in bridge.settings.server.allowed_origins:
+        if origin in bridge.settings.sites:
             return origin
         raise CrossSiteRefused(f"refused a {request.url.path} call from origin {origin[:100]!r}")
     if fetch_site not in (None, "same-origin", "none"):
@@ -251,14 +257,7 @@ def _check_origin(request: Request) -> str | None:
     return None
 
 
-def _cors_headers(origin: str | None) -> dict[str, str]:
-    if origin is None:
-        return {}
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Credentials": "true",
-        "Vary": "Origin",
-    }
+_cors_headers = embed.cors_headers
 
 
 def _log_login(provider: str, outcome: str, started: float, detail: str = "") -> None:
@@ -279,6 +278,9 @@ def _log_login(provider: str, outcome: str, started: float, detail: str = "") ->
 async def index(request: Request) -> Response:
     bridge = _bridge(request)
     settings = bridge.settings
+    back = await _after_site_logout(request, bridge)
+    if back is not None:
+        return back
     user = sessions.signed_in_user(request.session)
     provider = bridge.providers.get(str(request.session.get("p", "")))
     # The demo shows the token it handed over; a real IdP's users never see it.
@@ -307,29 +309,81 @@ async def index(request: Request) -> Response:
     return response
 
 
+async def _after_site_logout(request: Request, bridge: Bridge) -> Response | None:
+    """Back from the IdP's logout to the site page it started on (carried in ``state``)."""
+    state = request.query_params.get("state")
+    if not looks_like_handle(state) or sessions.signed_in_user(request.session) is not None:
+        return None
+    assert state is not None
+    payload = await bridge.handles.redeem(state, embed.LOGOUT_ORIGIN)
+    page = embed.site_page(bridge.settings, str((payload or {}).get("return_to", "")))
+    if page is None:
+        return None
+    return RedirectResponse(page[1], status_code=303, headers={"Cache-Control": "no-store"})
+
+
 async def chooser(request: Request) -> Response:
     bridge = _bridge(request)
     next_path = safe_next(request.query_params.get("next"))
-    if len(bridge.providers) == 1:
-        (name,) = bridge.providers
-        return RedirectResponse(_login_path(name, next_path), status_code=303)
-    return bridge.render("chooser.html", next=next_path, login_path=_login_path)
+    site = _site_return(request, bridge)
+    names = list(bridge.providers)
+    if site is not None:
+        names = list(bridge.settings.site_providers(site.origin))
+    if len(names) == 1:
+        return RedirectResponse(_login_path(names[0], next_path, site), status_code=303)
+    return bridge.render(
+        "chooser.html",
+        next=next_path,
+        providers=[bridge.providers[name] for name in names],
+        login_path=functools.partial(_login_path, site=site),
+    )
 
 
-def _login_path(name: str, next_path: str) -> str:
-    return f"/login/{name}" + ("" if next_path == "/" else f"?next={quote(next_path, safe='')}")
+def _login_path(name: str, next_path: str, site: SiteReturn | None = None) -> str:
+    query: dict[str, str] = {}
+    if next_path != "/":
+        query["next"] = next_path
+    if site is not None:
+        query.update(return_to=site.url, mode=site.mode, challenge=site.challenge)
+    return f"/login/{name}" + (f"?{urlencode(query)}" if query else "")
+
+
+def _site_return(request: Request, bridge: Bridge) -> SiteReturn | None:
+    """A sign-in started on an embedding site; refused outright when it names a bad page."""
+    return_to = _param(request, "return_to")
+    if return_to is None:
+        return None
+    site = embed.site_return(
+        bridge.settings, return_to, _param(request, "mode"), _param(request, "challenge")
+    )
+    if site is None:
+        raise InvalidRequest("return_to is not a page of a site in [sites], or its mode is off")
+    return site
 
 
 async def login(request: Request) -> Response:
     bridge = _bridge(request)
     provider = bridge.provider(request.path_params["provider"])
     next_path = safe_next(_param(request, "next"))
-    start = await provider.start_login()
-    sessions.add_flow(
-        request.session,
-        start.state,
-        sessions.Flow(provider.name, start.nonce, start.verifier, next_path, time.time()),
-    )
+    site = _site_return(request, bridge)
+    if site is not None and provider.name not in bridge.settings.site_providers(site.origin):
+        raise InvalidRequest(f"{site.origin} does not offer the provider {provider.name}")
+    try:
+        start = await provider.start_login()
+    except BridgeError as exc:
+        if site is None:
+            raise
+        # The IdP is down: the site says so, rather than the popup showing our error page.
+        log.warning("%s: %s", exc.code, exc.detail)
+        bridge.metrics.error(exc.code)
+        target = embed.landing_url(site.url, site.mode, error=exc.code)
+        return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+    flow = sessions.Flow(provider.name, start.nonce, start.verifier, next_path, time.time())
+    if site is not None:
+        flow = dataclasses.replace(
+            flow, return_to=site.url, mode=site.mode, challenge=site.challenge
+        )
+    sessions.add_flow(request.session, start.state, flow)
     return RedirectResponse(start.url, status_code=302, headers={"Cache-Control": "no-store"})
 
 
@@ -338,19 +392,27 @@ async def callback(request: Request) -> Response:
     started = time.perf_counter()
     name = request.path_params["provider"]
     provider = bridge.provider(name)
+    flow: sessions.Flow | None = None
     try:
-        response = await _complete_login(request, bridge, provider)
+        flow = _callback_flow(request)
+        response = await _complete_login(request, bridge, provider, flow)
     except BridgeError as exc:
         bridge.metrics.login(provider.name, exc.code)
         _log_login(provider.name, exc.code, started, exc.detail)
         request.state.logged_error = exc
+        page = embed.site_page(bridge.settings, flow.return_to) if flow is not None else None
+        if flow is not None and flow.mode is not None and page is not None:
+            # The visitor started on a site: the error is shown there, not on our page.
+            bridge.metrics.error(exc.code)
+            target = embed.landing_url(page[1], flow.mode, error=exc.code)
+            return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
         raise
     bridge.metrics.login(provider.name, "ok")
     _log_login(provider.name, "ok", started)
     return response
 
 
-async def _complete_login(request: Request, bridge: Bridge, provider: Provider) -> Response:
+def _callback_flow(request: Request) -> sessions.Flow:
     if len(request.query_params.multi_items()) > MAX_CALLBACK_PARAMS:
         raise InvalidRequest("too many callback parameters")
     state = _param(request, "state")
@@ -359,6 +421,14 @@ async def _complete_login(request: Request, bridge: Bridge, provider: Provider) 
     flow = sessions.pop_flow(request.session, state)
     if flow is None:
         raise StateMismatch("no login flow in this browser session matches the state")
+    return flow
+
+
+async def _complete_login(
+    request: Request, bridge: Bridge, provider: Provider, flow: sessions.Flow
+) -> Response:
+    state = _param(request, "state")
+    assert state is not None
     if not await bridge.spent.spend("state", state, sessions.FLOW_TTL):
         raise StateMismatch("the state was already used")
     if flow.provider != provider.name:
@@ -391,7 +461,18 @@ async def _complete_login(request: Request, bridge: Bridge, provider: Provider) 
         )
     except ValueError as exc:
         raise IdTokenInvalid(str(exc)) from None
+    page = embed.site_page(bridge.settings, flow.return_to)
+    if flow.return_to is not None and page is None:  # [sites] changed meanwhile
+        raise InvalidRequest("the page this sign-in started on is no longer an allowed site")
     sessions.sign_in(request.session, provider=provider.name, user=user, id_token=token["id_token"])
+    if page is not None and flow.mode is not None:
+        handle = await bridge.handles.issue(
+            {"user": user.as_dict(), "challenge": flow.challenge},
+            origin=page[0],
+            ttl=embed.SIGN_IN_HANDLE_TTL,
+        )
+        target = embed.landing_url(page[1], flow.mode, handle=handle)
+        return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
     return RedirectResponse(bridge.settings.url(flow.next), status_code=303)
 
 
@@ -403,6 +484,8 @@ async def auth(request: Request) -> Response:
         bridge.metrics.auth_cross_site.inc()
         raise
     user = sessions.signed_in_user(request.session)
+    if origin is not None and _has_body(request):
+        user = await _redeem_sign_in(request, bridge, origin)
     if user is None:
         bridge.metrics.auth_not_signed_in.inc()
         exc = NotSignedIn()
@@ -420,10 +503,53 @@ async def auth(request: Request) -> Response:
     return JSONResponse(body, headers={"Cache-Control": "no-store", **_cors_headers(origin)})
 
 
+def _has_body(request: Request) -> bool:
+    headers = request.headers
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+
+
+async def _redeem_sign_in(request: Request, bridge: Bridge, origin: str) -> TiledeskUser | None:
+    """A site's script hands back the handle its sign-in ended with, and its verifier."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_AUTH_BODY:
+        raise InvalidRequest("the /auth body is missing its length or too long")
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the /auth body is not JSON") from None
+    if not isinstance(body, dict) or not looks_like_handle(body.get("handle")):
+        raise InvalidRequest("the /auth body has no handle")
+    payload = await bridge.handles.redeem(body["handle"], origin)
+    if payload is None:
+        log.info("a sign-in handle was unknown, spent, expired or presented by another origin")
+        return None
+    if not embed.verifier_matches(body.get("verifier"), payload.get("challenge")):
+        log.warning("a sign-in handle came without the verifier of the page that started it")
+        return None
+    try:
+        return TiledeskUser.from_dict(payload["user"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+async def embed_config(request: Request) -> Response:
+    """The widget settings and providers for the site asking (CORS: [sites] only)."""
+    bridge = _bridge(request)
+    origin = (request.headers.get("origin") or "").lower()
+    if origin not in bridge.settings.sites:
+        return embed.config_response(None, None)
+    names = {name: p.display_name for name, p in bridge.providers.items()}
+    return embed.config_response(embed.site_config(bridge.settings, origin, names), origin)
+
+
+async def embed_js(request: Request) -> Response:
+    return embed.embed_js(request)
+
+
 async def auth_preflight(request: Request) -> Response:
     settings = _bridge(request).settings
     origin = (request.headers.get("origin") or "").lower()
-    if origin not in settings.server.allowed_origins:
+    if origin not in settings.sites:
         return Response(status_code=403)
     headers = {
         **_cors_headers(origin),
@@ -436,19 +562,65 @@ async def auth_preflight(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     bridge = _bridge(request)
-    _check_origin(request)
+    origin = _check_origin(request)
     provider_name = request.session.get("p")
     hint = request.session.get("h")
+    signed_in = sessions.signed_in_user(request.session) is not None
     request.session.clear()
+    # A site may ask to come back to one of its pages once the IdP has ended its session too.
+    page = embed.site_page(bridge.settings, _param(request, "return_to"))
+    if page is not None and origin is not None and page[0] != origin:
+        page = None
     target = bridge.settings.url("/")
     provider = bridge.providers.get(provider_name) if isinstance(provider_name, str) else None
+    end_session = None
     if provider is not None:
-        url = await provider.logout_url(
-            id_token_hint=hint if isinstance(hint, str) else None, post_logout_redirect_uri=target
+        state = None
+        if page is not None:
+            state = await bridge.handles.issue(
+                {"return_to": page[1]}, origin=embed.LOGOUT_ORIGIN, ttl=embed.LOGOUT_HANDLE_TTL
+            )
+        end_session = await provider.logout_url(
+            id_token_hint=hint if isinstance(hint, str) else None,
+            post_logout_redirect_uri=target,
+            state=state,
         )
-        if url:
-            target = url
-    return RedirectResponse(target, status_code=303, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store", **_cors_headers(origin)}
+    if origin is not None:
+        # A site's script: it signs the widget out itself and takes the visitor to the IdP.
+        return JSONResponse({"signed_out": signed_in, "redirect": end_session}, headers=headers)
+    if end_session:
+        target = end_session
+    elif page is not None:
+        target = page[1]
+    return RedirectResponse(target, status_code=303, headers=headers)
+
+
+async def site_logout(request: Request) -> Response:
+    """Sign-out for a site whose calls cannot carry our cookie: a top-level visit, one click.
+
+    A click, not an automatic POST: no other site can sign a visitor out behind their back.
+    """
+    bridge = _bridge(request)
+    page = embed.site_page(bridge.settings, _param(request, "return_to"))
+    if page is None:
+        raise InvalidRequest("return_to is not a page of a site in [sites]")
+    user = sessions.signed_in_user(request.session)
+    if user is None:
+        return RedirectResponse(page[1], status_code=303, headers={"Cache-Control": "no-store"})
+    response = bridge.render(
+        "site_logout.html",
+        user=user,
+        site=page[0],
+        back=page[1],
+        action="/logout?" + urlencode({"return_to": page[1]}),
+    )
+    # The form's redirects go on to the IdP's logout and back to the site: no form-action.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    )
+    return response
 
 
 async def backchannel_logout(request: Request) -> Response:
@@ -640,6 +812,9 @@ def _routes(bridge: Bridge) -> list[BaseRoute]:
         Route("/auth", auth, methods=["POST"]),
         Route("/auth", auth_preflight, methods=["OPTIONS"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/logout/site", site_logout, methods=["GET"]),
+        Route("/embed.js", embed_js, methods=["GET", "HEAD"]),
+        Route("/embed/config", embed_config, methods=["GET"]),
         Route("/backchannel-logout/{provider}", backchannel_logout, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),

@@ -117,6 +117,25 @@ def test_uvicorn_with_several_workers_refuses_the_dev_idp_cleanly(
     assert "failed to start, stopping the parent process" in stderr
 
 
+def test_the_asgi_entry_refuses_sites_under_several_workers(tmp_path: Path) -> None:
+    """A site's sign-in handle issued by one worker would be unknown to the next."""
+    settings = _settings_dir(tmp_path, PRODUCTION + '\n[sites."https://www.acme.test"]\n')
+    result = subprocess.run(
+        [sys.executable, "-c", "import bridge.asgi"],
+        env=_env(settings, WEB_CONCURRENCY="2"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "workers: [sites] sign-ins hand over one-time handles kept in one process, but this "
+        "server runs 2 workers (--workers or WEB_CONCURRENCY): serve them with one worker"
+    ]
+
+
 def test_the_asgi_entry_alone_refuses_bad_settings_with_exit_2(tmp_path: Path) -> None:
     settings = _settings_dir(tmp_path, PRODUCTION.replace('preset = "generic"', "preset = 1"))
     result = subprocess.run(

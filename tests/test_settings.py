@@ -229,16 +229,17 @@ def test_a_bad_redis_url_is_reported_without_its_password() -> None:
     assert lines == ["session.redis_url: must be a redis://host[:port][/db] or rediss://… URL"]
 
 
-# --- public_url and allowed_origins: one spelling of each origin -------------------
+# --- public_url and [sites]: one spelling of each origin ---------------------------
 
 
 def test_public_url_drops_the_default_port_and_lower_cases_scheme_and_host() -> None:
     data = with_change("server.public_url", "HTTPS://Chat.Acme.COM:443/")
-    data["server"]["allowed_origins"] = ["https://Shop.acme.com:443", "http://intranet.acme:8080"]
-    server = parse_settings(data).server
+    data["sites"] = {"https://Shop.acme.com:443": {}, "http://localhost:8080": {}}
+    settings = parse_settings(data)
+    server = settings.server
     assert server.public_url == "https://chat.acme.com"
     assert server.origin == "https://chat.acme.com"
-    assert server.allowed_origins == ("https://shop.acme.com", "http://intranet.acme:8080")
+    assert list(settings.sites) == ["https://shop.acme.com", "http://localhost:8080"]
     loopback = parse_settings(with_change("server.public_url", "http://127.0.0.1:80")).server
     assert loopback.public_url == "http://127.0.0.1"
 

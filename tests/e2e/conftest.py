@@ -33,6 +33,7 @@ E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parents[1]
 OP_DIR = E2E_DIR / "op"
 WIDGET_DIR = E2E_DIR / "widget"
+SITE_DIR = E2E_DIR / "site"
 ARTIFACTS = E2E_DIR / "artifacts"
 
 CHROMIUM = os.environ.get("BRIDGE_CHROMIUM", "/usr/bin/chromium")
@@ -117,6 +118,87 @@ def widget_origin() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+# --- the customer websites that embed the chat --------------------------------------------------
+
+
+@dataclass
+class Site:
+    """A static website with the embed snippet, served under a strict CSP of its own."""
+
+    url: str
+    csp: str
+
+
+class _SiteHandler(_QuietHandler):
+    """Serves tests/e2e/site/, with ``__BRIDGE__`` in its pages replaced by the bridge's URL."""
+
+    bridge_url = ""
+    csp = ""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        if path == "/":
+            path = "/index.html"
+        file = (SITE_DIR / path.lstrip("/")).resolve()
+        if file.parent != SITE_DIR or not file.is_file():
+            self.send_error(404)
+            return
+        body = file.read_bytes()
+        types = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
+        if file.suffix == ".html":
+            body = body.replace(b"__BRIDGE__", self.bridge_url.encode())
+        self.send_response(200)
+        self.send_header("Content-Type", types.get(file.suffix, "application/octet-stream"))
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Security-Policy", self.csp)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _site_csp(bridge_url: str, widget_origin: str) -> str:
+    """The site allows the bridge (and the widget's own origin) and nothing else."""
+    return (
+        f"default-src 'self'; script-src 'self' {bridge_url} {widget_origin}; "
+        f"connect-src 'self' {bridge_url}; frame-src {bridge_url}; style-src 'self'; "
+        "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'"
+    )
+
+
+@contextlib.contextmanager
+def _serve_site(host: str, bridge_url: str, widget_origin: str) -> Iterator[Site]:
+    csp = _site_csp(bridge_url, widget_origin)
+    handler = type("Handler", (_SiteHandler,), {"bridge_url": bridge_url, "csp": csp})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Site(f"http://{host}:{server.server_address[1]}", csp)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def site(bridge_port: int, widget_origin: str) -> Iterator[Site]:
+    """Listed in [sites], on http://localhost: another site than the bridge's 127.0.0.1."""
+    with _serve_site("localhost", f"http://127.0.0.1:{bridge_port}", widget_origin) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def same_site(bridge_port: int, widget_origin: str) -> Iterator[Site]:
+    """Listed in [sites], on 127.0.0.1 like the bridge: same site, another origin."""
+    with _serve_site("127.0.0.1", f"http://127.0.0.1:{bridge_port}", widget_origin) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def foreign_site(bridge_port: int, widget_origin: str) -> Iterator[Site]:
+    """The same pages on an origin that is not in [sites]."""
+    with _serve_site("localhost", f"http://127.0.0.1:{bridge_port}", widget_origin) as served:
+        yield served
 
 
 # --- the OpenID Provider -----------------------------------------------------------------------
@@ -217,10 +299,20 @@ class Bridge:
         self.audience = f"https://tiledesk.com/projects/{self.project_id}"
 
 
-def _settings_toml(public_url: str, widget_url: str, op: OP, tiledesk_secret: str) -> str:
+def _settings_toml(
+    public_url: str, widget_url: str, op: OP, tiledesk_secret: str, sites: list[str]
+) -> str:
+    # The first site requires sign-in; the others offer it (anonymous chat until then).
+    site_tables = "".join(
+        f'[sites."{origin}"]\nproviders = ["acme"]\n'
+        f'sign_in = "{"required" if i == 0 else "offered"}"\n\n'
+        for i, origin in enumerate(sites)
+    )
     return f"""\
 [server]
 public_url = "{public_url}"
+
+{site_tables}
 
 [session]
 secret = "{secrets.token_urlsafe(48)}"
@@ -270,13 +362,21 @@ def bridge(
     widget_origin: str,
     logs_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    site: Site,
+    same_site: Site,
 ) -> Iterator[Bridge]:
     _bridge_available()
     public_url = f"http://127.0.0.1:{bridge_port}"
     tiledesk_secret = str(uuid.uuid4())
     settings = tmp_path_factory.mktemp("e2e-bridge") / "settings.toml"
     settings.write_text(
-        _settings_toml(public_url, f"{widget_origin}/launch.js", op, tiledesk_secret)
+        _settings_toml(
+            public_url,
+            f"{widget_origin}/launch.js",
+            op,
+            tiledesk_secret,
+            [site.url, same_site.url],
+        )
     )
     log = logs_dir / "bridge.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_SETTINGS")}

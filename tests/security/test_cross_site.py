@@ -29,7 +29,7 @@ FOREIGN_ORIGINS = [
 
 @pytest.fixture
 def cors_client(settings_data: dict[str, Any], idps: dict[str, FakeIdP]) -> Any:
-    settings_data["server"]["allowed_origins"] = [ALLOWED]
+    settings_data["sites"] = {ALLOWED: {}}
     with app_client(settings_data) as client:
         yield client
 
@@ -90,7 +90,7 @@ def test_get_auth_is_not_a_way_around(client: TestClient, idp: FakeIdP) -> None:
     assert "JWT" not in response.text
 
 
-# --- allowed_origins: CORS with credentials for exactly those origins ---------------------
+# --- [sites]: CORS with credentials for exactly those origins ---------------------
 
 
 def test_allowed_origin_gets_cors_with_credentials(cors_client: TestClient, idp: FakeIdP) -> None:
@@ -141,7 +141,7 @@ def test_other_origins_are_still_refused_when_some_are_allowed(
     assert "access-control-allow-origin" not in preflight.headers
 
 
-def test_preflight_without_allowed_origins_is_refused(client: TestClient) -> None:
+def test_preflight_without_sites_is_refused(client: TestClient) -> None:
     response = client.options(
         "/auth", headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "POST"}
     )

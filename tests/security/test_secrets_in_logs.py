@@ -238,3 +238,48 @@ def test_no_secret_in_the_logs_of_the_dev_idp_flow(
         client.get(logout.headers["location"])
     assert any(r.name.startswith("bridge.devidp") for r in caplog.records)
     _assert_nothing_secret_logged(caplog, secrets)
+
+
+def test_no_secret_in_the_logs_of_a_sites_sign_in_and_sign_out(
+    idps: dict[str, FakeIdP], secrets: Secrets, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handle, the page's verifier, the token and the logout state stay out of the logs,
+    also when a handle is replayed or comes with the wrong verifier."""
+    from bridge import embed
+
+    site = "https://shop.acme.test"
+    data = base_settings()
+    data["sites"] = {site: {}}
+    with app_client(data) as client:
+        idp = idps["acme"]
+        for wrong_verifier in (True, False):
+            verifier = "v" * 20 + str(wrong_verifier) + "x" * 30
+            secrets.add(verifier, embed.challenge_of(verifier))
+            start = client.get(
+                "/login/acme",
+                params={
+                    "return_to": f"{site}/page",
+                    "mode": "popup",
+                    "challenge": embed.challenge_of(verifier),
+                },
+            )
+            query = {
+                k: v[0] for k, v in parse_qs(urlsplit(start.headers["location"]).query).items()
+            }
+            secrets.add(query["state"], query["nonce"])
+            code, state = idp.authorize(start.headers["location"])
+            secrets.add(code)
+            landing = client.get("/callback/acme", params={"code": code, "state": state})
+            handle = parse_qs(landing.headers["location"].split("#", 1)[1])["tdb_handle"][0]
+            secrets.add(handle)
+            secrets.add_cookies(client)
+            body = {"handle": handle, "verifier": "w" * 43 if wrong_verifier else verifier}
+            answer = client.post("/auth", json=body, headers={"Origin": site})
+            if answer.status_code == 200:
+                secrets.add(answer.json()["token"], answer.json()["token"].removeprefix("JWT "))
+            client.post("/auth", json=body, headers={"Origin": site})  # a replay
+        out = client.post("/logout?return_to=" + site + "/page", headers={"Origin": site})
+        redirect = out.json()["redirect"]
+        secrets.add(parse_qs(urlsplit(redirect).query)["state"][0])
+        secrets.add(parse_qs(urlsplit(redirect).query)["id_token_hint"][0])
+    _assert_nothing_secret_logged(caplog, secrets)

@@ -9,6 +9,9 @@
 //   OP_CLIENT_SECRET            required
 //   OP_REDIRECT_URIS            comma-separated, required
 //   OP_POST_LOGOUT_REDIRECT_URIS comma-separated, optional
+//   OP_COOP                     a Cross-Origin-Opener-Policy for every OP answer (as some IdPs
+//                               send on their sign-in pages), e.g. "same-origin"; default none.
+//                               POST /__test/coop with the value as body changes it at run time.
 //   OP_BACKCHANNEL_LOGOUT_URI   optional: the client's back-channel logout URI (its ID tokens
 //                               then carry sid, and ending the OP session posts a logout token)
 // Prints one line "ready <issuer>" on stdout once listening; exits cleanly on SIGTERM/SIGINT.
@@ -150,7 +153,19 @@ let handler;
 
 // The provider is mounted under /realms/<realm>: strip the prefix, keep originalUrl so that
 // oidc-provider builds its URLs with the mount path.
+let coop = env.OP_COOP || '';
 const server = http.createServer((req, res) => {
+  if (req.method === 'POST' && req.url === '/__test/coop') {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      coop = body.trim();
+      res.writeHead(204);
+      res.end();
+    });
+    return;
+  }
+  if (coop) res.setHeader('Cross-Origin-Opener-Policy', coop);
   if (req.url === mount || req.url.startsWith(`${mount}/`) || req.url.startsWith(`${mount}?`)) {
     req.originalUrl = req.url;
     req.url = req.url.slice(mount.length) || '/';
