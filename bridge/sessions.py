@@ -92,9 +92,9 @@ class UsedStates:
     The cookie alone cannot make a state single-use (an old cookie can be replayed),
     so each worker remembers the states it has seen; the IdP's single-use code is
     the backstop across workers. Each state is kept as its 64-bit hash in one of two
-    generations of ``FLOW_TTL`` seconds (or ``limit / 2`` states), dropped whole: a
-    state is remembered at least as long as its flow lives, at about 80 bytes, not
-    the 170 a string with its own timestamp took.
+    generations of ``FLOW_TTL`` seconds (or ``limit`` states), dropped whole: a state
+    is remembered at least as long as its flow lives, or for the next ``limit``
+    states, at about 90 bytes, not the 170 a string with its own timestamp took.
     """
 
     def __init__(self, limit: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
@@ -107,7 +107,7 @@ class UsedStates:
     def spend(self, state: str) -> bool:
         """True the first time a state is seen, False on every replay."""
         now = self._clock()
-        if now - self._started >= FLOW_TTL or len(self._current) >= self._limit // 2:
+        if now - self._started >= FLOW_TTL or len(self._current) >= self._limit:
             self._previous, self._current, self._started = self._current, set(), now
         key = hash(state)
         if key in self._current or key in self._previous:
