@@ -21,17 +21,21 @@ class Spent(Protocol):
 
 
 class MemorySpent:
-    """This process's memory: the oldest entries go first, and beyond ``limit``."""
+    """This process's memory: the oldest entries go first, and beyond ``limit``.
+
+    Each value is kept as the 64-bit hash of (kind, value), not its text: a state costs
+    about half the memory, and a collision would only refuse one sign-in.
+    """
 
     def __init__(self, limit: int = 100_000) -> None:
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._seen: OrderedDict[int, float] = OrderedDict()
         self._limit = limit
 
     async def spend(self, kind: str, value: str, ttl: int) -> bool:
         now = time.monotonic()
         while self._seen and next(iter(self._seen.values())) <= now:
             self._seen.popitem(last=False)
-        entry = (kind, value)
+        entry = hash((kind, value))
         if entry in self._seen and self._seen[entry] > now:
             return False
         self._seen[entry] = now + ttl

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bridge import embed, identity, logout_token, sessions, tiledesk
+from bridge import embed, identity, logout_token, outbound, sessions, tiledesk
 from bridge.embed import SiteReturn
 from bridge.errors import (
     AccessDenied,
@@ -81,10 +81,15 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def outbound_transport(settings: Settings) -> httpx.AsyncHTTPTransport:
-    """The one pooled transport every IdP and Tiledesk call goes through."""
-    return httpx.AsyncHTTPTransport(
-        retries=0, verify=_tls_context(), proxy=settings.server.outbound_proxy
+def outbound_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    """The one pooled transport every IdP and Tiledesk call goes through (``bridge.outbound``)."""
+    return outbound.BoundedTransport(
+        httpx.AsyncHTTPTransport(
+            retries=0,
+            verify=_tls_context(),
+            proxy=settings.server.outbound_proxy,
+            limits=outbound.LIMITS,
+        )
     )
 
 

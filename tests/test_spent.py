@@ -36,6 +36,17 @@ def test_memory_spends_a_value_once_per_kind() -> None:
     assert asyncio.run(run()) == [True, False, True]
 
 
+def test_memory_keeps_no_text_of_the_values_and_stays_within_its_limit() -> None:
+    spent = MemorySpent(limit=100)
+
+    async def spend_all() -> list[bool]:
+        return [await spent.spend("state", f"state-{i:04d}-" + "x" * 40, 600) for i in range(1000)]
+
+    assert asyncio.run(spend_all()) == [True] * 1000
+    assert len(spent._seen) == 100
+    assert all(isinstance(key, int) for key in spent._seen)
+
+
 def test_memory_forgets_a_value_after_its_ttl() -> None:
     async def run() -> list[bool]:
         spent = MemorySpent()
