@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import http.cookiejar
 import logging
 import secrets
 import time
@@ -186,6 +187,14 @@ def _public_only(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in private}
 
 
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar whose policy accepts no cookie from any domain.
+
+    Handed to httpx as the jar itself: httpx copies an ``httpx.Cookies`` into a plain jar.
+    """
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
 def authorize_params(settings: ProviderSettings) -> dict[str, str]:
     """Extra authorize parameters: the preset's hints, then the operator's ``authorize_params``.
 
@@ -232,6 +241,9 @@ class Provider:
             transport=transport,
             follow_redirects=False,
             trust_env=False,
+            # One client serves every visitor: a cookie the IdP sets in one visitor's answer
+            # (a load balancer's stickiness, say) must never ride along on another's call.
+            cookies=_no_cookies(),
         )
         self._metrics = metrics
         # Wall time, for the ID token's exp/iat; the caches below keep monotonic time
