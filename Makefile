@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SECRETS := .secrets
 
-.PHONY: run test install install-test secrets lint typecheck unit e2e-deps bench clean
+.PHONY: run test install install-test secrets lint typecheck unit e2e-deps bench clean messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ unit: install-test e2e-deps
 	$(BIN)/python -m pytest -q
 
 test: install-test secrets e2e-deps lint typecheck unit
+
+# The visitor-facing strings: extract them, then merge them into each language's catalogue
+# (locales/<lang>.po, compiled in memory when the bridge starts). Translate what is new.
+LANGUAGES := it es fr de pt
+messages: install
+	$(BIN)/pybabel extract --mapping babel.cfg --add-location file --sort-by-file --no-wrap \
+		--project tiledesk-sso-bridge --omit-header --output locales/messages.pot .
+	for lang in $(LANGUAGES); do \
+		test -f locales/$$lang.po || $(BIN)/pybabel init --no-wrap -i locales/messages.pot -l $$lang -o locales/$$lang.po; \
+		$(BIN)/pybabel update --no-wrap -i locales/messages.pot -l $$lang -o locales/$$lang.po; \
+	done
 
 E2E_OP := tests/e2e/op
 

@@ -30,7 +30,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
-from bridge.errors import IdpError, IdpTimeout, IdTokenInvalid
+from bridge.errors import IdpError, IdpTimeout, IdpUnreachable, IdTokenInvalid
 from bridge.metrics import Metrics
 from bridge.providers import PRESETS, discovery_url
 from bridge.settings import ProviderSettings
@@ -248,6 +248,11 @@ class Provider:
         except (httpx.TimeoutException, TimeoutError):
             raise IdpTimeout(
                 f"{self.name}: the {endpoint} call timed out after {self.settings.timeout}s"
+            ) from None
+        except httpx.TransportError as exc:
+            url = exc.request.url.copy_with(query=None)
+            raise IdpUnreachable(
+                f"{self.name}: could not reach the {endpoint} endpoint {url}: {type(exc).__name__}"
             ) from None
         except httpx.HTTPError as exc:
             raise IdpError(

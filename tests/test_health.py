@@ -61,7 +61,10 @@ def test_readyz_fails_while_keys_cannot_load(client: TestClient, idps: dict[str,
     assert response.status_code == 503
     assert response.json()["providers"]["google"] == {
         "ready": False,
-        "detail": "google: the jwks call failed: ConnectError",
+        "detail": (
+            "google: could not reach the jwks endpoint https://accounts.google.com/jwks: "
+            "ConnectError"
+        ),
     }
 
 

@@ -240,7 +240,6 @@ email_domains = ["acme.test"]
 
 [providers.dev]
 preset = "dev"
-display_name = "Development sign-in"
 
 [providers.dev.claims]
 attributes = {{ groups = "groups" }}
