@@ -61,7 +61,14 @@ $(E2E_OP)/node_modules/.stamp: $(E2E_OP)/package-lock.json
 	cd $(E2E_OP) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
-e2e-deps: $(E2E_OP)/node_modules/.stamp
+E2E_AXE := tests/e2e/axe
+
+# axe-core, the accessibility checker the browser suite injects into each page.
+$(E2E_AXE)/node_modules/.stamp: $(E2E_AXE)/package-lock.json
+	cd $(E2E_AXE) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+e2e-deps: $(E2E_OP)/node_modules/.stamp $(E2E_AXE)/node_modules/.stamp
 
 bench: install-test
 	$(BIN)/python bench/bench.py
