@@ -13,7 +13,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.pages import negotiate
+from bridge import cli
+from bridge.pages import negotiate, text_direction
 from bridge.settings import SettingsError, parse_settings
 from bridge.web import create_app
 from tests.conftest import PUBLIC_URL, SESSION_SECRET, TILEDESK_SECRET, login, start_login
@@ -71,6 +72,11 @@ def test_the_browsers_languages_pick_the_best_one_the_bridge_speaks(
     header: str, expected: str
 ) -> None:
     assert negotiate(header, ("en", "it", "es", "fr", "de", "pt"), "en") == expected
+
+
+@pytest.mark.parametrize(("language", "direction"), [("it", "ltr"), ("ar", "rtl"), ("he", "rtl")])
+def test_the_text_direction_follows_the_language(language: str, direction: str) -> None:
+    assert text_direction(language) == direction
 
 
 def test_an_italian_browser_gets_the_page_in_italian(client: TestClient) -> None:
@@ -150,10 +156,14 @@ def test_a_missing_page_is_not_called_a_sign_in_failure(client: TestClient) -> N
 
 @pytest.mark.parametrize("fault", [httpx.ConnectError, httpx.RemoteProtocolError])
 def test_an_idp_that_cannot_be_reached_is_named_and_said_to_be_unreachable(
-    client: TestClient, idp: FakeIdP, fault: type[Exception]
+    client: TestClient, idp: FakeIdP, fault: type[Exception], caplog: pytest.LogCaptureFixture
 ) -> None:
     idp.faults["token"] = fault
-    page = login(client, idp)
+    with caplog.at_level("WARNING", logger="bridge.web"):
+        page = login(client, idp)
+    assert f"could not reach the token endpoint {idp.base}/token: {fault.__name__}" in (
+        caplog.text
+    ), "the operator's log names the URL that failed"
     assert page.status_code == 502
     assert text_of(page.text, "error-code") == "idp_error"
     assert message(page.text) == (
@@ -396,3 +406,22 @@ def test_templates_dir_is_relative_to_the_settings_file(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     data = {**_shipped_settings(), "pages": {"templates_dir": "mine"}}
     assert parse_settings(data, tmp_path).pages.templates_dir == tmp_path / "mine"
+
+
+def test_check_names_each_bad_pages_key_on_its_own_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "base.html").write_text("{% block main %}\n{{ oops }\n")
+    settings = (REPO / "settings.toml").read_text()
+    settings = settings.replace('"file:.secrets/session_secret"', f'"{SESSION_SECRET}"')
+    settings = settings.replace('"file:.secrets/tiledesk_secret"', f'"{TILEDESK_SECRET}"')
+    settings += '\n[pages]\ntemplates_dir = "mine"\naccent = "green"\n'
+    (tmp_path / "settings.toml").write_text(settings)
+    status = cli.main(["check", "--settings", str(tmp_path / "settings.toml")])
+    _out, err = capsys.readouterr()
+    assert status == 2
+    assert err.splitlines() == [
+        "pages.templates_dir: a template does not parse: base.html line 2: unexpected '}'",
+        "pages.accent: must be a colour like '#1f5fd1' (#rgb or #rrggbb), got 'green'",
+    ]
