@@ -3,20 +3,36 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SECRETS := .secrets
+# The app's exact versions, with hashes (`make lock` writes them from pyproject.toml's ranges).
+LOCK := requirements.lock
+TEST_LOCK := requirements-test.lock
+# uv writes the locks and builds the lowest-versions venv; pinned, from PyPI.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv
+LOWEST := .venv-lowest
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test install install-test secrets lint typecheck unit e2e-deps bench clean messages
+.PHONY: run test install install-test secrets lint typecheck unit e2e-deps bench clean \
+	lock lock-upgrade test-lowest messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when pyproject.toml changes.
-$(VENV)/.stamp-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# Installed from the lock, reinstalled when it (or pyproject.toml) changes; `pip check`
+# catches a dependency added to pyproject.toml but not yet locked.
+define install_locked
+	$(BIN)/pip install --quiet --require-hashes -r $(1)
+	$(BIN)/pip install --quiet --quiet --no-deps -e .
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; echo "$(1) is out of date: run make lock"; exit 1; }
+endef
+
+$(VENV)/.stamp-run: $(LOCK) pyproject.toml | $(BIN)/python
+	$(call install_locked,$(LOCK))
 	touch $@
 
-$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.stamp-test: $(TEST_LOCK) pyproject.toml | $(BIN)/python
+	$(call install_locked,$(TEST_LOCK))
 	touch $@ $(VENV)/.stamp-run
 
 install: $(VENV)/.stamp-run
@@ -70,8 +86,33 @@ $(E2E_AXE)/node_modules/.stamp: $(E2E_AXE)/package-lock.json
 
 e2e-deps: $(E2E_OP)/node_modules/.stamp $(E2E_AXE)/node_modules/.stamp
 
+$(UV): | $(BIN)/python
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+
+LOCK_FLAGS := --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock"
+
+# Re-lock after editing pyproject.toml's dependencies: keeps every pin that still fits.
+# The test lock is constrained by the app's, so `make test` tests the versions `make run` runs.
+lock: $(UV)
+	$(UV) pip compile $(LOCK_FLAGS) $(UPGRADE) pyproject.toml -o $(LOCK)
+	$(UV) pip compile $(LOCK_FLAGS) $(UPGRADE) --extra test -c $(LOCK) pyproject.toml -o $(TEST_LOCK)
+
+# Every pin to the newest release the ranges allow.
+lock-upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
+
+# The whole suite on the lowest versions pyproject.toml allows (uv's lowest-direct), in
+# its own venv; first checks that each installed direct dependency is exactly its bound.
+test-lowest: $(UV) secrets e2e-deps
+	rm -rf $(LOWEST)
+	$(UV) venv --quiet --python $(PYTHON) $(LOWEST)
+	$(UV) pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct -e '.[test]'
+	$(LOWEST)/bin/python .ci/lowest_bounds.py
+	$(LOWEST)/bin/python -m pytest -q
+
 bench: install-test
 	$(BIN)/python bench/bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache

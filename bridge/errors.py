@@ -123,7 +123,7 @@ class IdpError(BridgeError):
 
 
 class IdpUnreachable(IdpError):
-    """The IdP could not be reached at all (name, connection, TLS): it gave no answer."""
+    """The IdP could not be reached at all (DNS, connection refused), as opposed to a bad answer."""
 
     public = _(
         "We could not reach {provider}: it may be down, or our server cannot connect to it. "

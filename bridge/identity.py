@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,10 +82,15 @@ def claim_value(claims: Claims, path: str) -> Any:
     return None
 
 
+def _finite(value: Any) -> bool:
+    """NaN and Infinity parse from JSON in Python but are not JSON: count them as absent."""
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def _scalar_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
+    if isinstance(value, str | int | float) and _finite(value):
         return str(value).strip()
     return ""
 
@@ -105,7 +111,7 @@ def _render(claims: Claims, spec: str) -> Any:
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
+    return value is None or value == "" or value == [] or value == {} or not _finite(value)
 
 
 def resolve(claims: Claims, spec: ClaimSpec) -> Any:
@@ -124,7 +130,7 @@ def _text(value: Any) -> str:
 def _attribute(value: Any) -> Any:
     """Keep attribute values small and JSON-plain: text, numbers, booleans, lists of those."""
     if isinstance(value, bool | int | float):
-        return value
+        return value if _finite(value) else None
     if isinstance(value, str):
         return value[:MAX_TEXT]
     if isinstance(value, list | tuple):
@@ -201,13 +207,26 @@ def decide(provider: ProviderSettings, claims: Claims) -> Decision:
 # --- the Tiledesk user -----------------------------------------------------------
 
 
+#: Separates the provider name from the digest; no provider name and no plain form has it there.
+DIGEST_SEPARATOR = "|"
+DIGEST_HEX_CHARS = 40
+
+
 def tiledesk_user_id(project_id: str, provider_name: str, issuer: str, subject: str) -> str:
-    """``<project>_<provider>_<sub>``, or a digest of issuer and sub where that is not safe."""
+    """``<project>_<provider>_<sub>`` where that is safe, else ``<project>_<provider>|<digest>``.
+
+    Injective: a plain id has ``_`` right after the (``|``-free) provider name, a digest id has
+    ``|`` there and no ``_`` after it, and the digest input ends the issuer at its first newline.
+    """
     candidate = f"{project_id}_{provider_name}_{subject}"
     if SAFE_ID.fullmatch(candidate):
         return candidate
-    digest = hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:40]
-    return f"{project_id}_{provider_name}_{digest}"
+    if "\n" in issuer:
+        raise ValueError("an issuer never holds a newline; the digest input relies on it")
+    # surrogatepass: a lone surrogate in a JSON string is a subject too, not a crash.
+    data = f"{issuer}\n{subject}".encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(data).hexdigest()[:DIGEST_HEX_CHARS]
+    return f"{project_id}_{provider_name}{DIGEST_SEPARATOR}{digest}"
 
 
 def subject_of(provider: ProviderSettings, claims: Claims) -> str:

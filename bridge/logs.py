@@ -71,7 +71,14 @@ class JsonFormatter(logging.Formatter):
             data.update(fields)
         if record.exc_info and record.exc_info[0] is not None:
             data["error_type"] = record.exc_info[0].__name__
+            # Python's traceback: code lines and the message, never local values.
+            data["traceback"] = self.formatException(record.exc_info)
         return json.dumps(data, default=str)
+
+
+def _indented(text: str) -> str:
+    """A traceback under its record: every line indented, so none can pass for a record."""
+    return "\n".join("    " + _one_line(line) for line in text.rstrip("\n").split("\n"))
 
 
 class TextFormatter(logging.Formatter):
@@ -81,15 +88,17 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if not hasattr(record, "request_id"):
             record.request_id = request_id.get()
-        line = _one_line(super().format(record))
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = _one_line(self.formatMessage(record))
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line += " " + " ".join(f"{k}={_field(v)}" for k, v in fields.items())
+        if record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + _indented(self.formatException(record.exc_info))
+        if record.stack_info:
+            line += "\n" + _indented(self.formatStack(record.stack_info))
         return line
-
-    def formatException(self, ei: Any) -> str:
-        # One line, never a traceback with local values in the operator's log.
-        return f"({ei[0].__name__})" if ei and ei[0] else ""
 
 
 def silence_secret_loggers() -> None:

@@ -75,7 +75,8 @@ class Metrics:
         )
         self.jwks_refreshes = Counter(
             "bridge_jwks_refreshes_total",
-            "JWKS fetches by provider and reason (initial, expired, unknown_kid).",
+            "JWKS fetches by provider and reason (initial, expired, unknown_kid, "
+            "signature_mismatch).",
             ["provider", "reason"],
             registry=self.registry,
         )

@@ -104,7 +104,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
             if started:
-                log.error("internal_error after the answer started (%s)", type(exc).__name__)
+                log.error(
+                    "internal_error after the answer started (%s)", type(exc).__name__, exc_info=exc
+                )
                 return
             response = await self.on_error(Request(scope, receive), exc)
             await response(scope, receive, send_with_id)

@@ -4,8 +4,8 @@ Authlib does the protocol work (PKCE, client authentication, claim
 validation), joserfc the signatures.  This module closes the gaps Authlib's
 defaults leave open: the discovered issuer is compared with the configured
 one, ``aud`` is always checked, only the asymmetric algorithms the IdP
-advertises are accepted, and discovery and keys expire and refresh with a
-rate limit instead of being cached forever.
+advertises are accepted, and discovery and keys expire and refresh (see
+``bridge.remote``) instead of being cached forever.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 from authlib.common.security import generate_token
@@ -33,7 +33,8 @@ from joserfc.jws import JWSRegistry
 from bridge.errors import IdpError, IdpTimeout, IdpUnreachable, IdTokenInvalid
 from bridge.metrics import Metrics
 from bridge.providers import PRESETS, discovery_url
-from bridge.settings import ProviderSettings
+from bridge.remote import Reason, RemoteDocument
+from bridge.settings import ProviderSettings, is_loopback_url
 
 log = logging.getLogger("bridge.oidc")
 
@@ -57,9 +58,9 @@ FOREIGN_KEY_HEADERS = frozenset({"jku", "x5u", "jwk"})
 KTY_FOR_ALG = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 METADATA_TTL = 24 * 3600.0
 JWKS_TTL = 3600.0
-#: At most one JWKS refetch per this many seconds when a token names an unknown key.
+#: At most one JWKS refetch per this many seconds when no cached key verifies a token.
 JWKS_REFETCH_INTERVAL = 15.0
-#: How long a failed discovery waits before it is tried again.
+#: After a failed discovery or JWKS fetch, nothing asks the IdP again for this long.
 RETRY_AFTER_FAILURE = 5.0
 MAX_KEYS = 50
 MAX_DOCUMENT_BYTES = 512 * 1024
@@ -81,6 +82,7 @@ class Metadata:
 
     @classmethod
     def parse(cls, doc: Any, expected_issuer: str) -> Metadata:
+        """The usable parts of a discovery document, or IdpError naming what is wrong."""
         if not isinstance(doc, dict):
             raise IdpError("the discovery document is not a JSON object")
         issuer = doc.get("issuer")
@@ -90,12 +92,21 @@ class Metadata:
                 f"issuer {expected_issuer!r}: fix the provider's issuer settings"
             )
 
+        plain_allowed = urlsplit(expected_issuer).scheme == "http"
+
         def endpoint(key: str, required: bool = True) -> str | None:
             value = doc.get(key)
             if value is None and not required:
                 return None
             if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http"):
                 raise IdpError(f"the discovery document has no usable {key}")
+            # An https issuer's endpoints carry codes, tokens and the visitor's
+            # credentials: plain http only to this machine (tests, a local IdP).
+            if urlsplit(value).scheme == "http" and not (plain_allowed or is_loopback_url(value)):
+                raise IdpError(
+                    f"the discovery document's {key} {loggable_url(value)} is plain http "
+                    "on an https issuer"
+                )
             return value
 
         advertised = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
@@ -124,14 +135,6 @@ class Metadata:
         )
 
 
-@dataclass
-class _Cached:
-    value: Any = None
-    fetched_at: float = 0.0
-    failed_at: float = 0.0
-    error: str = ""
-
-
 @dataclass(frozen=True)
 class LoginStart:
     url: str
@@ -149,6 +152,12 @@ class ProviderStatus:
 
 def _alg_kty(alg: str) -> str:
     return KTY_FOR_ALG.get(alg[:2], "")
+
+
+def loggable_url(url: str) -> str:
+    """``url`` for the operator's log: without user info, query or fragment."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def import_signing_keys(doc: Any) -> KeySet:
@@ -226,38 +235,52 @@ class Provider:
             trust_env=False,
         )
         self._metrics = metrics
+        # Wall time, for the ID token's exp/iat; the caches below keep monotonic time
+        # of their own (``RemoteDocument.clock``), which tests move instead of sleeping.
         self._clock = clock
-        self._metadata = _Cached()
-        self._jwks = _Cached()
-        self._jwks_forced_at = -JWKS_REFETCH_INTERVAL
-        self._lock = asyncio.Lock()
         self._accepted_issuers = {issuer, *PRESETS[settings.preset].issuer_aliases}
+        #: The discovery document, parsed: refreshed daily, shared, kept through outages.
+        self.discovery = RemoteDocument(
+            f"{name}: discovery",
+            self._fetch_metadata,
+            max_age=METADATA_TTL,
+            retry_after=RETRY_AFTER_FAILURE,
+            refetch_interval=JWKS_REFETCH_INTERVAL,
+        )
+        #: The IdP's public signature keys: refreshed hourly, refetched for an unknown key.
+        self.jwks = RemoteDocument(
+            f"{name}: JWKS",
+            self._fetch_keys,
+            max_age=JWKS_TTL,
+            retry_after=RETRY_AFTER_FAILURE,
+            refetch_interval=JWKS_REFETCH_INTERVAL,
+            on_fetched=self._count_jwks_fetch,
+        )
 
     # --- HTTP --------------------------------------------------------------
 
-    async def _call(self, endpoint: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, endpoint: str, url: str, call: Callable[[], Awaitable[T]]) -> T:
         """Every IdP call: timed, and its failures mapped to idp_timeout / idp_error.
 
         httpx's timeouts bound each read, not the call: an IdP trickling its answer
-        would hold a login forever, so the whole call gets one deadline.
+        would hold a login forever, so the whole call gets one deadline. The
+        operator's message names the URL (without its query) that failed.
         """
         started = time.perf_counter()
+        where = f"{self.name}: the {endpoint} call to {loggable_url(url)}"
         try:
             async with asyncio.timeout(self.settings.timeout):
                 return await call()
         except (httpx.TimeoutException, TimeoutError):
-            raise IdpTimeout(
-                f"{self.name}: the {endpoint} call timed out after {self.settings.timeout}s"
-            ) from None
-        except httpx.TransportError as exc:
-            url = exc.request.url.copy_with(query=None)
+            raise IdpTimeout(f"{where} timed out after {self.settings.timeout}s") from None
+        except (httpx.ConnectError, httpx.ProxyError) as exc:
+            reason = "".join(c for c in str(exc) if c.isprintable())[:200]
             raise IdpUnreachable(
-                f"{self.name}: could not reach the {endpoint} endpoint {url}: {type(exc).__name__}"
+                f"{self.name}: could not reach the {endpoint} endpoint {loggable_url(url)}: "
+                f"{type(exc).__name__}" + (f" ({reason})" if reason else "")
             ) from None
         except httpx.HTTPError as exc:
-            raise IdpError(
-                f"{self.name}: the {endpoint} call failed: {type(exc).__name__}"
-            ) from None
+            raise IdpError(f"{where} failed: {type(exc).__name__}") from None
         finally:
             self._metrics.idp_latency.labels(self.name, endpoint).observe(
                 time.perf_counter() - started
@@ -269,10 +292,11 @@ class Provider:
         async def call() -> httpx.Response:
             return await self._client.request("GET", url, headers=headers, withhold_token=True)  # type: ignore[no-any-return]
 
-        response = await self._call(endpoint, call)
+        response = await self._call(endpoint, url, call)
         if response.status_code != 200:
             raise IdpError(
-                f"{self.name}: the {endpoint} endpoint answered HTTP {response.status_code}"
+                f"{self.name}: the {endpoint} endpoint {loggable_url(url)} answered "
+                f"HTTP {response.status_code}"
             )
         if len(response.content) > MAX_DOCUMENT_BYTES:
             raise IdpError(f"{self.name}: the {endpoint} answer is too large")
@@ -287,91 +311,110 @@ class Provider:
         """The discovery document as fetched, unparsed: for ``check --online``'s report."""
         return await self._get_json("discovery", discovery_url(self.issuer))
 
-    async def metadata(self) -> Metadata:
-        """Discovery, lazily loaded and refreshed daily; a stale copy serves if a refresh fails."""
-        now = self._clock()
-        cached = self._metadata
-        if cached.value is not None and now - cached.fetched_at < METADATA_TTL:
-            return cached.value  # type: ignore[no-any-return]
-        async with self._lock:
-            cached = self._metadata
-            if cached.value is not None and now - cached.fetched_at < METADATA_TTL:
-                return cached.value  # type: ignore[no-any-return]
-            if (
-                cached.value is None
-                and cached.failed_at
-                and now - cached.failed_at < RETRY_AFTER_FAILURE
-            ):
-                raise IdpError(f"{self.name}: discovery failed recently: {cached.error}")
-            try:
-                doc = await self._get_json("discovery", discovery_url(self.issuer))
-                meta = Metadata.parse(doc, self.issuer)
-            except (IdpError, IdpTimeout) as exc:
-                cached.failed_at, cached.error = now, exc.detail
-                if cached.value is not None:
-                    log.warning(
-                        "%s: discovery refresh failed, keeping the cached copy: %s",
-                        self.name,
-                        exc.detail,
-                    )
-                    return cached.value  # type: ignore[no-any-return]
-                raise
-            self._metadata = _Cached(meta, now)
-            return meta
-
-    async def _load_keys(self, reason: str) -> KeySet:
-        meta = await self.metadata()
-        now = self._clock()
+    async def _fetch_metadata(self, url: str) -> Metadata:
+        doc = await self._get_json("discovery", url)
         try:
-            keys = import_signing_keys(await self._get_json("jwks", meta.jwks_uri))
-        except (IdpError, IdpTimeout) as exc:
-            self._jwks.failed_at, self._jwks.error = now, exc.detail
-            raise
+            return Metadata.parse(doc, self.issuer)
+        except IdpError as exc:
+            raise IdpError(f"{self.name}: {exc.detail}") from None
+
+    async def _fetch_keys(self, url: str) -> KeySet:
+        doc = await self._get_json("jwks", url)
+        try:
+            return import_signing_keys(doc)
+        except IdpError as exc:
+            raise IdpError(f"{self.name}: {exc.detail}") from None
+
+    def _count_jwks_fetch(self, reason: Reason) -> None:
         self._metrics.jwks_refreshes.labels(self.name, reason).inc()
-        self._jwks = _Cached(keys, now)
-        return keys
 
-    async def keys(self) -> KeySet:
+    async def metadata(self) -> Metadata:
+        """Discovery, refreshed daily; during an outage the cached copy serves (``bridge.remote``).
+
+        A login loads it once and hands it to the calls that follow.
+        """
+        return await self.discovery.get(discovery_url(self.issuer))
+
+    async def keys(self, meta: Metadata | None = None) -> KeySet:
         """The IdP's keys, refreshed hourly; cached keys keep working while the JWKS is down."""
-        cached, now = self._jwks, self._clock()
-        # While a refresh keeps failing, serve the cached keys without asking again each time.
-        if cached.value is not None and (
-            now - cached.fetched_at < JWKS_TTL or now - cached.failed_at < RETRY_AFTER_FAILURE
-        ):
-            return cached.value  # type: ignore[no-any-return]
-        try:
-            return await self._load_keys("expired" if cached.value is not None else "initial")
-        except (IdpError, IdpTimeout) as exc:
-            if cached.value is None:
-                raise
-            log.warning(
-                "%s: JWKS refresh failed, keeping the cached keys: %s", self.name, exc.detail
-            )
-            return cached.value  # type: ignore[no-any-return]
-
-    async def _refetch_keys_for_unknown_kid(self) -> KeySet | None:
-        """One refetch for a key we don't know, at most once per JWKS_REFETCH_INTERVAL."""
-        now = self._clock()
-        if now - self._jwks_forced_at < JWKS_REFETCH_INTERVAL:
-            return None
-        self._jwks_forced_at = now
-        try:
-            return await self._load_keys("unknown_kid")
-        except (IdpError, IdpTimeout) as exc:
-            log.warning("%s: JWKS refetch for an unknown key failed: %s", self.name, exc.detail)
-            return None
+        meta = meta or await self.metadata()
+        return await self.jwks.get(meta.jwks_uri)
 
     async def status(self) -> ProviderStatus:
         try:
             meta = await self.metadata()
-            keys = await self.keys()
+            keys = await self.keys(meta)
         except (IdpError, IdpTimeout) as exc:
             return ProviderStatus(False, exc.detail)
         return ProviderStatus(True, "ready", {"issuer": meta.issuer, "keys": len(keys.keys)})
 
+    async def verify_signature(
+        self, compact: str, *, meta: Metadata, what: str = "ID token"
+    ) -> jwt.Token:
+        """A compact JWS the IdP signed (an ID token, a logout token), checked with its JWKS.
+
+        Only an algorithm the IdP advertises, only a key from its ``jwks_uri``, never a
+        key the token names itself; when no cached key verifies, one rate-limited
+        refetch. Raises IdTokenInvalid; the claims are the caller's to validate.
+        """
+        try:
+            header = jws.extract_compact(compact.encode()).protected
+        except (JoseError, ValueError) as exc:
+            raise IdTokenInvalid(
+                f"{self.name}: the {what} is not a compact JWS: {type(exc).__name__}"
+            ) from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in meta.algorithms:
+            raise IdTokenInvalid(
+                f"{self.name}: {what} algorithm {alg!r} is not one the IdP advertises "
+                f"({', '.join(meta.algorithms)})"
+            )
+        foreign = sorted(FOREIGN_KEY_HEADERS & header.keys())
+        if foreign:
+            raise IdTokenInvalid(
+                f"{self.name}: the {what} header names its own key source ({', '.join(foreign)})"
+            )
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise IdTokenInvalid(f"{self.name}: the {what}'s kid is not a string")
+
+        keys = await self.keys(meta)
+        verified = self._verify_with(compact, alg, kid, keys, meta)
+        if verified is None:
+            # Truthful for the metric: a kid we have never seen, or a known (or no) kid
+            # whose key does not verify (a key replaced in place).
+            unknown = kid is not None and all(key.kid != kid for key in keys.keys)
+            reason: Reason = "unknown_kid" if unknown else "signature_mismatch"
+            fresh = await self.jwks.refetch(meta.jwks_uri, reason)
+            if fresh is not None:
+                verified = self._verify_with(compact, alg, kid, fresh, meta)
+        if verified is None:
+            raise IdTokenInvalid(
+                f"{self.name}: the {what}'s signature matches no key of the IdP's JWKS "
+                f"(kid={kid!r})"
+            )
+        return verified
+
+    def _verify_with(
+        self, compact: str, alg: str, kid: str | None, keys: KeySet, meta: Metadata
+    ) -> jwt.Token | None:
+        kty = _alg_kty(alg)
+        candidates = [k for k in keys.keys if k.key_type == kty and (kid is None or k.kid == kid)]
+        registry = JWSRegistry(algorithms=list(meta.algorithms), strict_check_header=False)
+        for key in candidates:
+            key_alg = key.get("alg")
+            if key_alg is not None and key_alg != alg:
+                continue
+            try:
+                return jwt.decode(compact, key, registry=registry)
+            except JoseError:
+                continue
+        return None
+
     # --- the code flow --------------------------------------------------------
 
     async def start_login(self) -> LoginStart:
+        """The authorize redirect: PKCE S256, ``state`` and ``nonce``."""
         meta = await self.metadata()
         state, nonce = generate_token(32), generate_token(32)
         verifier = secrets.token_urlsafe(48)
@@ -397,8 +440,8 @@ class Provider:
                 f"{self.name}: the authorization response came from another issuer"
             )
 
-    async def exchange_code(self, code: str, verifier: str) -> dict[str, Any]:
-        meta = await self.metadata()
+    async def exchange_code(self, code: str, verifier: str, *, meta: Metadata) -> dict[str, Any]:
+        """The token request; ``meta`` is the discovery the callback loaded once."""
         self._client.token_endpoint_auth_method = meta.token_auth_method
 
         async def call() -> dict[str, Any]:
@@ -409,15 +452,20 @@ class Provider:
                 code_verifier=verifier,
                 redirect_uri=self.redirect_uri,
             )
+            if not isinstance(token, dict):
+                raise ValueError("not a JSON object")
             return dict(token)
 
         try:
-            token = await self._call("token", call)
+            token = await self._call("token", meta.token_endpoint, call)
         except OAuthError as exc:
             hint = self._token_error_hint(str(exc.error), exc.description)
             raise IdpError(f"{self.name}: the token endpoint refused: {hint}") from None
-        except ValueError:
-            raise IdpError(f"{self.name}: the token endpoint's answer is not JSON") from None
+        except (ValueError, TypeError):
+            # Authlib before 1.9 trips (TypeError) over a JSON answer that is not an object.
+            raise IdpError(
+                f"{self.name}: the token endpoint's answer is not a JSON object"
+            ) from None
         if not isinstance(token.get("id_token"), str):
             raise IdpError(
                 f"{self.name}: the token response has no id_token (is 'openid' in scopes?)"
@@ -460,42 +508,10 @@ class Provider:
         return f"{text}: see the IdP's logs"
 
     async def verify_id_token(
-        self, id_token: str, *, nonce: str, access_token: str | None
+        self, id_token: str, *, nonce: str, access_token: str | None, meta: Metadata
     ) -> dict[str, Any]:
         """OpenID Connect Core 1.0 section 3.1.3.7, every step."""
-        meta = await self.metadata()
-        try:
-            header = jws.extract_compact(id_token.encode()).protected
-        except (JoseError, ValueError) as exc:
-            raise IdTokenInvalid(
-                f"{self.name}: the ID token is not a compact JWS: {type(exc).__name__}"
-            ) from None
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in meta.algorithms:
-            raise IdTokenInvalid(
-                f"{self.name}: ID token algorithm {alg!r} is not one the IdP advertises "
-                f"({', '.join(meta.algorithms)})"
-            )
-        foreign = sorted(FOREIGN_KEY_HEADERS & header.keys())
-        if foreign:
-            raise IdTokenInvalid(
-                f"{self.name}: the ID token header names its own key source ({', '.join(foreign)})"
-            )
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise IdTokenInvalid(f"{self.name}: the ID token's kid is not a string")
-
-        verified = self._verify_signature(id_token, alg, kid, await self.keys(), meta)
-        if verified is None:
-            fresh = await self._refetch_keys_for_unknown_kid()
-            if fresh is not None:
-                verified = self._verify_signature(id_token, alg, kid, fresh, meta)
-        if verified is None:
-            raise IdTokenInvalid(
-                f"{self.name}: the ID token's signature matches no key of the IdP's JWKS "
-                f"(kid={kid!r})"
-            )
-
+        verified = await self.verify_signature(id_token, meta=meta)
         options: dict[str, Any] = {
             "iss": {"essential": True, "values": sorted(self._accepted_issuers)},
             "sub": {"essential": True},
@@ -516,25 +532,8 @@ class Provider:
             ) from None
         return dict(claims)
 
-    def _verify_signature(
-        self, id_token: str, alg: str, kid: str | None, keys: KeySet, meta: Metadata
-    ) -> jwt.Token | None:
-        kty = _alg_kty(alg)
-        candidates = [k for k in keys.keys if k.key_type == kty and (kid is None or k.kid == kid)]
-        registry = JWSRegistry(algorithms=list(meta.algorithms), strict_check_header=False)
-        for key in candidates:
-            key_alg = key.get("alg")
-            if key_alg is not None and key_alg != alg:
-                continue
-            try:
-                return jwt.decode(id_token, key, registry=registry)
-            except JoseError:
-                continue
-        return None
-
-    async def userinfo(self, access_token: str, subject: str) -> dict[str, Any]:
+    async def userinfo(self, access_token: str, subject: str, *, meta: Metadata) -> dict[str, Any]:
         """Userinfo claims, only when the ``sub`` matches the ID token's (OIDC Core 5.3.4)."""
-        meta = await self.metadata()
         if not meta.userinfo_endpoint or not self.settings.userinfo:
             return {}
         data = await self._get_json(
@@ -563,4 +562,6 @@ class Provider:
         return meta.end_session_endpoint + separator + urlencode(params)
 
     async def aclose(self) -> None:
+        await self.discovery.aclose()
+        await self.jwks.aclose()
         await self._client.aclose()

@@ -79,7 +79,10 @@ def resolve_issuer(preset: str, p: IssuerParams) -> str:
         if not p.tenant or not GUID.fullmatch(p.tenant):
             raise ValueError(
                 "tenant: required for the entra preset: the Directory (tenant) ID, a GUID; "
-                "'common' and 'organizations' cannot be verified against one issuer"
+                "a domain name's discovery document gives the issuer with the tenant's GUID, "
+                "so an issuer built from the name never matches (that document shows the "
+                "GUID); 'common' and 'organizations' publish a '{tenantid}' placeholder issuer "
+                "that no ID token matches"
             )
         return f"https://login.microsoftonline.com/{p.tenant.lower()}/v2.0"
     if preset == "okta":

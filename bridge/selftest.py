@@ -8,15 +8,18 @@ secrets and redirect URIs are checked by an IdP only during a real sign-in.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import socket
+import ssl
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from bridge import tiledesk
 from bridge.errors import IdpError, IdpTimeout
 from bridge.identity import TiledeskUser
-from bridge.oidc import ASYMMETRIC_ALGS, KTY_FOR_ALG, Metadata, Provider
+from bridge.oidc import ASYMMETRIC_ALGS, KTY_FOR_ALG, Metadata, Provider, loggable_url
 from bridge.providers import discovery_url
 from bridge.settings import Settings
 
@@ -95,7 +98,7 @@ async def check_provider(provider: Provider, report: Report) -> None:
     try:
         doc = await provider.discovery_document()
     except (IdpError, IdpTimeout) as exc:
-        report.fail(name, f"discovery {url}: {_detail(provider, exc)}")
+        report.fail(name, f"discovery {url}: {_detail(provider, exc, url)}")
         return
     if not isinstance(doc, dict):
         report.fail(name, f"discovery {url}: the document is not a JSON object")
@@ -117,8 +120,9 @@ async def check_provider(provider: Provider, report: Report) -> None:
     await _check_keys(provider, meta, report)
 
 
-def _detail(provider: Provider, exc: IdpError | IdpTimeout) -> str:
-    return exc.detail.removeprefix(f"{provider.name}: ")
+def _detail(provider: Provider, exc: IdpError | IdpTimeout, url: str) -> str:
+    """The failure without what the report line already says: the provider and the URL."""
+    return exc.detail.removeprefix(f"{provider.name}: ").replace(f" {loggable_url(url)}", "")
 
 
 def _check_issuer(provider: Provider, doc: dict[str, Any], report: Report) -> None:
@@ -184,9 +188,9 @@ def _check_algorithms(provider: Provider, doc: dict[str, Any], report: Report) -
 
 async def _check_keys(provider: Provider, meta: Metadata, report: Report) -> None:
     try:
-        keys = await provider.keys()
+        keys = await provider.keys(meta)
     except (IdpError, IdpTimeout) as exc:
-        report.fail(provider.name, f"JWKS {meta.jwks_uri}: {_detail(provider, exc)}")
+        report.fail(provider.name, f"JWKS {meta.jwks_uri}: {_detail(provider, exc, meta.jwks_uri)}")
         return
     usable_types = {KTY_FOR_ALG.get(alg[:2], "") for alg in meta.algorithms}
     fitting = [k for k in keys.keys if k.key_type in usable_types]
@@ -226,14 +230,8 @@ async def check_tiledesk(
     ) as client:
         try:
             response = await client.post(url, headers={"Authorization": minted.token})
-        except httpx.TimeoutException:
-            report.fail("tiledesk", f"{url} did not answer within {TILEDESK_TIMEOUT:g}s")
-            return
         except httpx.HTTPError as exc:
-            report.fail(
-                "tiledesk",
-                f"cannot reach {url} ({type(exc).__name__}): check [tiledesk].api_url",
-            )
+            report.fail("tiledesk", unreachable(exc, url, settings.server.outbound_proxy))
             return
     status = response.status_code
     if status == 401:
@@ -241,6 +239,13 @@ async def check_tiledesk(
             "tiledesk",
             f"Tiledesk refused the token: the project id ({conf.project_id}) or the secret "
             "is wrong (compare [tiledesk] with the project's Settings > Auth)",
+        )
+        return
+    if status == 407:
+        report.fail(
+            "tiledesk",
+            f"the outbound proxy {_shown(settings.server.outbound_proxy)} asks for credentials "
+            "(HTTP 407): give them in [server] outbound_proxy, written as env: or file:",
         )
         return
     if status == 404:
@@ -251,7 +256,12 @@ async def check_tiledesk(
         )
         return
     if status != 200:
-        report.fail("tiledesk", f"{url} answered HTTP {status}, expected 200 or 401")
+        via = (
+            f" (possibly the outbound proxy {_shown(settings.server.outbound_proxy)}, not Tiledesk)"
+            if settings.server.outbound_proxy and status in (502, 503, 504)
+            else ""
+        )
+        report.fail("tiledesk", f"{url} answered HTTP {status}{via}, expected 200 or 401")
         return
     try:
         body = response.json()
@@ -264,3 +274,90 @@ async def check_tiledesk(
         "tiledesk",
         f"Tiledesk accepted a token for project {conf.project_id}: project id and secret match",
     )
+
+
+# --- why a host cannot be reached ----------------------------------------------------------
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and its causes: httpx wraps httpcore, which wraps the socket's error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _shown(proxy: str | None) -> str:
+    """The proxy as ``scheme://host:port``: credentials in its URL never reach the output."""
+    if not proxy:
+        return ""
+    parts = urlsplit(proxy)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def unreachable(exc: httpx.HTTPError, url: str, proxy: str | None) -> str:
+    """Name the failing layer (proxy, DNS, TCP, TLS, time) and what to check for it.
+
+    An operator meeting "cannot reach" cannot tell a typo in ``api_url`` from a
+    firewall or a missing ``[server] outbound_proxy``; each layer has its own fix.
+    """
+    host = urlsplit(url).hostname or url
+    via = _shown(proxy)
+    # Through a proxy the bridge resolves and connects to the proxy only; TLS is end to end.
+    target = f"the outbound proxy {via}" if proxy else host
+    causes = list(_chain(exc))
+    if any(isinstance(c, httpx.ProxyError) for c in causes):
+        what = f"the outbound proxy {via} refused to open a tunnel to {host} ({exc})"
+        advice = f"allow {host} on the proxy, or fix [server] outbound_proxy"
+    elif any(isinstance(c, socket.gaierror) for c in causes):
+        what = f"DNS: the name of {target} does not resolve from this machine"
+        advice = (
+            "check [server] outbound_proxy"
+            if proxy
+            else "check [tiledesk].api_url and this machine's DNS; without direct Internet "
+            "access, set [server] outbound_proxy"
+        )
+    elif cert := next((c for c in causes if isinstance(c, ssl.SSLCertVerificationError)), None):
+        what = f"TLS: the certificate presented for {host} is not trusted ({cert.verify_message})"
+        advice = (
+            "a proxy or firewall that inspects TLS presents its own certificate, which the "
+            "bridge does not trust; let the proxy pass the connection to Tiledesk untouched"
+        )
+    elif tls := next((c for c in causes if isinstance(c, ssl.SSLError)), None):
+        what = f"TLS: the handshake with {host} failed ({tls.reason or tls})"
+        advice = "check that [tiledesk].api_url is https:// on an HTTPS port"
+    elif isinstance(exc, httpx.ConnectTimeout):
+        what = f"no connection to {target} within {TILEDESK_TIMEOUT:g}s"
+        advice = _network_advice(proxy, "a firewall may be dropping the traffic")
+    elif isinstance(exc, httpx.TimeoutException):
+        what = f"{url} did not answer within {TILEDESK_TIMEOUT:g}s"
+        advice = "Tiledesk or the network is slow; try again, then check the status of the API"
+    elif any(isinstance(c, ConnectionRefusedError) for c in causes):
+        what = f"the connection to {target} was refused"
+        advice = _network_advice(proxy, "nothing listens on that host and port")
+    elif isinstance(exc, httpx.ConnectError | httpx.NetworkError):
+        what = f"cannot connect to {target} ({_os_reason(causes) or type(exc).__name__})"
+        advice = _network_advice(proxy, "no route to the host")
+    else:
+        what = f"cannot reach {url} ({type(exc).__name__})"
+        advice = "check [tiledesk].api_url"
+    return f"{what}: {advice}"
+
+
+def _network_advice(proxy: str | None, likely: str) -> str:
+    if proxy:
+        return f"{likely}; check that [server] outbound_proxy is right and lets Tiledesk through"
+    return (
+        f"{likely}; check [tiledesk].api_url, and if this machine reaches the Internet only "
+        "through a proxy, set [server] outbound_proxy"
+    )
+
+
+def _os_reason(causes: list[BaseException]) -> str:
+    for cause in causes:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+    return ""

@@ -1,27 +1,45 @@
-"""What the signed session cookie holds, and the rules that keep it small and single-use.
+"""What a session holds, how long it lives, and the rules that keep it small and single-use.
 
-The cookie (Starlette's SessionMiddleware, signed with itsdangerous) holds the
-pending login flows and, once signed in, only what ``/auth`` and logout need:
-never the IdP's access or refresh token.
+The session (``scope["session"]``, kept by ``bridge.session_middleware`` in a
+``bridge.session_store``) holds the pending login flows and, once signed in,
+only what ``/auth``, logout and a later back-channel logout need: never the
+IdP's access or refresh token. Its keys, all written here:
+
+- ``flows``: pending logins, by state: provider, nonce, PKCE verifier, next path, start time;
+- ``sid``: this session's random id, new at every sign-in;
+- ``p``: the provider; ``u``: the mapped Tiledesk user; ``at``: the sign-in time;
+- ``sub`` and ``idp_sid``: the IdP's ``sub`` and ``sid`` claims, to match a logout token;
+- ``h``: the ID token, as ``id_token_hint`` for logout, when it is short enough;
+- ``seen``: the last activity, only with an idle limit.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import math
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import jwt
 
 from bridge.identity import TiledeskUser
 
 FLOW_TTL = 600
 MAX_FLOWS = 3
-#: Browsers drop cookies over 4096 bytes; leave room for the name, signature and flags.
-MAX_SESSION_B64 = 3800
 MAX_ID_TOKEN_HINT = 1200
+MAX_CLAIM = 255
+#: What a store may leave out when the session would not fit: logout then goes without
+#: ``id_token_hint`` (the IdP asks the visitor to confirm).
+OPTIONAL_KEYS = ("h",)
+#: Activity moves the idle deadline at most this often, so a signed-in page load or
+#: ``POST /auth`` writes the session at most once a minute, not on every call.
+IDLE_GRANULARITY = 60
+#: A sign-in time further ahead than this is refused: it would stretch the session.
+#: (Only the bridge seals one; this bounds what a skewed clock between instances can do.)
+MAX_CLOCK_SKEW = 300
 
 
 @dataclass(frozen=True)
@@ -95,20 +113,31 @@ class UsedStates:
 
 
 def sign_in(session: dict[str, Any], *, provider: str, user: TiledeskUser, id_token: str) -> None:
-    """Start a fresh session: everything from before is dropped, including other flows."""
+    """Start a fresh session: everything from before is dropped, including other flows.
+
+    ``id_token`` is the one the caller has just verified; its ``sub`` and ``sid`` are
+    kept to match a back-channel logout token later.
+    """
     session.clear()
     session["sid"] = secrets.token_urlsafe(16)
     session["p"] = provider
     session["u"] = user.as_dict()
     session["at"] = int(time.time())
+    claims = _verified_claims(id_token)
+    for claim, key in (("sub", "sub"), ("sid", "idp_sid")):
+        value = claims.get(claim)
+        if isinstance(value, str) and 0 < len(value) <= MAX_CLAIM:
+            session[key] = value
     if len(id_token) <= MAX_ID_TOKEN_HINT:
         session["h"] = id_token
-    if _size(session) > MAX_SESSION_B64:
-        session.pop("h", None)
 
 
-def _size(session: dict[str, Any]) -> int:
-    return len(base64.b64encode(json.dumps(session).encode()))
+def _verified_claims(id_token: str) -> Mapping[str, Any]:
+    """The payload of an ID token whose signature and claims the caller already checked."""
+    try:
+        return jwt.decode(id_token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return {}
 
 
 def signed_in_user(session: dict[str, Any]) -> TiledeskUser | None:
@@ -119,3 +148,80 @@ def signed_in_user(session: dict[str, Any]) -> TiledeskUser | None:
         return TiledeskUser.from_dict(data)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """How long a session lives: the bridge's own rule, whatever the framework does.
+
+    A sign-in lasts ``max_age`` seconds from the sign-in time, however active the
+    visitor; with ``idle_timeout``, it also ends that long after the last activity.
+    Pending login flows live ``FLOW_TTL`` seconds each.
+    """
+
+    max_age: int
+    idle_timeout: int | None = None
+
+    def ends_at(self, session: Mapping[str, Any]) -> float | None:
+        """When the sign-in ends; None when there is none (or it has no usable time)."""
+        started = _time(session.get("at"))
+        if started is None:
+            return None
+        end = started + self.max_age
+        if self.idle_timeout is not None:
+            end = min(end, (_time(session.get("seen")) or started) + self.idle_timeout)
+        return end
+
+    def enforce(self, session: dict[str, Any], now: float) -> None:
+        """Drop an ended sign-in (the flows stay: a login started just before may finish)."""
+        if ("u" in session or "at" in session) and self._ended(session, now):
+            flows = session.get("flows")
+            session.clear()
+            if flows:
+                session["flows"] = flows
+
+    def _ended(self, session: Mapping[str, Any], now: float) -> bool:
+        started, end = _time(session.get("at")), self.ends_at(session)
+        if started is None or end is None:
+            return True
+        return now >= end or started > now + MAX_CLOCK_SKEW
+
+    def touch(self, session: dict[str, Any], now: float) -> None:
+        """Note the visitor's activity for the idle limit, at most once a minute."""
+        started = _time(session.get("at"))
+        if self.idle_timeout is None or started is None:
+            return
+        seen = _time(session.get("seen")) or started
+        if now - seen >= IDLE_GRANULARITY:
+            session["seen"] = int(now)
+
+    def ttl(self, session: Mapping[str, Any], now: float) -> int:
+        """Seconds the store and the cookie's ``Max-Age`` keep this session: what the sign-in
+        or the youngest pending flow has left, whichever is longer, never more."""
+        remaining = []
+        end = self.ends_at(session)
+        if end is not None:
+            remaining.append(_seconds(end - now, self.idle_timeout or self.max_age))
+        flows = session.get("flows")
+        if isinstance(flows, dict):
+            remaining += [
+                _seconds(started + FLOW_TTL - now, FLOW_TTL)
+                for f in flows.values()
+                if isinstance(f, dict) and (started := _time(f.get("t"))) is not None
+            ]
+        return max(remaining) if remaining else FLOW_TTL
+
+
+def _seconds(left: float, limit: int) -> int:
+    """Whole seconds left, rounded up but never past the rule's own length."""
+    return max(0, min(limit, math.ceil(left)))
+
+
+def _time(value: Any) -> float | None:
+    """A unix time read from a session, or None for anything else."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not 0 <= value < 2**53:
+        return None  # too large for a float, let alone a time
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None

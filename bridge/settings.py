@@ -12,10 +12,11 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -158,9 +159,21 @@ class ServerSettings(_Model):
         return self.public_url.startswith("https://")
 
 
+def _session_secret(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < 32:
+        raise ValueError("must be at least 32 characters (use a random value)")
+    return value
+
+
 class SessionSettings(_Model):
+    #: Seals every new session cookie (an AES-256-GCM key is derived from it).
     secret: SecretStr
+    #: Earlier secrets, only to open cookies sealed before a rotation (re-sealed on use).
+    previous_secrets: tuple[Annotated[SecretStr, AfterValidator(_session_secret)], ...] = ()
+    #: Seconds from sign-in to sign-out, however active the visitor.
     max_age: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    #: Seconds without a request after which the session ends; off by default.
+    idle_timeout: int | None = Field(default=None, ge=300)
     cookie_name: str = Field(default="bridge_session", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     same_site: Literal["lax", "strict", "none"] = "lax"
     https_only: bool | None = None
@@ -168,9 +181,19 @@ class SessionSettings(_Model):
     @field_validator("secret")
     @classmethod
     def _secret(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters (use a random value)")
-        return value
+        return _session_secret(value)
+
+    @model_validator(mode="after")
+    def _lifetimes(self) -> SessionSettings:
+        if self.idle_timeout is not None and self.idle_timeout >= self.max_age:
+            raise ValueError(
+                f"idle_timeout: must be shorter than max_age ({self.max_age} s), "
+                "or left out: max_age alone already ends the session"
+            )
+        current = self.secret.get_secret_value()
+        if any(s.get_secret_value() == current for s in self.previous_secrets):
+            raise ValueError("previous_secrets: must not repeat the current secret")
+        return self
 
 
 class TiledeskSettings(_Model):

@@ -6,8 +6,10 @@ Never ``nbf`` (Tiledesk enforces it with zero tolerance) and never ``role``
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +46,25 @@ def build_payload(user: TiledeskUser, *, project_id: str, ttl: int, now: int) ->
         value = getattr(user, key)
         if value:
             payload[key] = value
-    assert not FORBIDDEN_CLAIMS & payload.keys()
+    refuse_forbidden_claims(payload)
     return payload
+
+
+def refuse_forbidden_claims(payload: Mapping[str, Any]) -> None:
+    """A real check, not an ``assert``: ``python -O`` must not let ``role`` make a visitor staff."""
+    forbidden = sorted(FORBIDDEN_CLAIMS & payload.keys())
+    if forbidden:
+        raise ValueError(
+            f"the Tiledesk payload would carry {', '.join(forbidden)}, which the bridge never emits"
+        )
+
+
+class _StrictJSONEncoder(json.JSONEncoder):
+    """Tiledesk parses tokens with ``JSON.parse``: NaN or Infinity is an error, never a token."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["allow_nan"] = False
+        super().__init__(**kwargs)
 
 
 def mint(
@@ -53,5 +72,5 @@ def mint(
 ) -> MintedToken:
     issued = int(time.time()) if now is None else now
     payload = build_payload(user, project_id=project_id, ttl=ttl, now=issued)
-    jws = jwt.encode(payload, secret, algorithm="HS256")
+    jws = jwt.encode(payload, secret, algorithm="HS256", json_encoder=_StrictJSONEncoder)
     return MintedToken(token=TOKEN_SCHEME + jws, expires_at=payload["exp"], payload=payload)

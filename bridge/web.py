@@ -19,7 +19,6 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -54,6 +53,7 @@ from bridge.metrics import CONTENT_TYPE_LATEST, Metrics
 from bridge.middleware import DEFAULT_CSP, RequestContextMiddleware, SecurityHeadersMiddleware
 from bridge.oidc import Provider
 from bridge.pages import LANG_COOKIE, STATIC_DIR, TEMPLATES_DIR, Branding, Pages
+from bridge.session_middleware import SessionMiddleware
 from bridge.settings import Settings
 
 log = logging.getLogger("bridge.web")
@@ -426,11 +426,11 @@ async def _complete_login(request: Request, bridge: Bridge, provider: Provider) 
     if not code:
         raise MissingCode("the callback has no code")
 
-    token = await provider.exchange_code(code, flow.verifier)
+    token = await provider.exchange_code(code, flow.verifier, meta=meta)
     claims = await provider.verify_id_token(
-        token["id_token"], nonce=flow.nonce, access_token=token.get("access_token")
+        token["id_token"], nonce=flow.nonce, access_token=token.get("access_token"), meta=meta
     )
-    userinfo = await provider.userinfo(token["access_token"], claims["sub"])
+    userinfo = await provider.userinfo(token["access_token"], claims["sub"], meta=meta)
     merged = {**userinfo, **claims}
     decision = identity.decide(provider.settings, merged)
     if not decision.allowed:
@@ -606,10 +606,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """The one log record of a bug: ERROR with its traceback; ``bridge_error`` only renders."""
     log.error(
-        "internal_error on %s %s (%s)", request.method, request.url.path[:100], type(exc).__name__
+        "internal_error on %s %s (%s)",
+        request.method,
+        request.url.path[:100],
+        type(exc).__name__,
+        exc_info=exc,
     )
-    return await bridge_error(request, BridgeError(type(exc).__name__))
+    error = BridgeError(type(exc).__name__)
+    request.state.logged_error = error
+    return await bridge_error(request, error)
 
 
 # --- the app -----------------------------------------------------------------------
@@ -663,14 +670,7 @@ def create_app(
             trusted_proxies=settings.server.trusted_proxies,
             on_error=unexpected_error,
         ),
-        Middleware(
-            SessionMiddleware,
-            secret_key=settings.session.secret.get_secret_value(),
-            session_cookie=settings.session.cookie_name,
-            max_age=settings.session.max_age,
-            same_site=settings.session.same_site,
-            https_only=settings.https_only,
-        ),
+        Middleware(SessionMiddleware, settings=settings.session, https_only=settings.https_only),
     ]
     app = Starlette(
         routes=_routes(bridge),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 from starlette.testclient import TestClient
 
+from bridge.oidc import RETRY_AFTER_FAILURE
+from tests.clock import FakeClock, install
 from tests.idp import FakeIdP
 
 
@@ -44,7 +46,8 @@ def test_readyz_names_the_failing_provider(client: TestClient, idps: dict[str, F
     assert body["providers"]["acme"]["ready"] is True
     assert body["providers"]["generic"] == {
         "ready": False,
-        "detail": "generic: the discovery endpoint answered HTTP 500",
+        "detail": "generic: the discovery endpoint "
+        "https://idp.example.test/.well-known/openid-configuration answered HTTP 500",
     }
 
 
@@ -61,17 +64,17 @@ def test_readyz_fails_while_keys_cannot_load(client: TestClient, idps: dict[str,
     assert response.status_code == 503
     assert response.json()["providers"]["google"] == {
         "ready": False,
-        "detail": (
-            "google: could not reach the jwks endpoint https://accounts.google.com/jwks: "
-            "ConnectError"
-        ),
+        "detail": "google: could not reach the jwks endpoint https://accounts.google.com/jwks: "
+        "ConnectError (down)",
     }
 
 
 def test_readyz_recovers_once_the_idp_is_back(client: TestClient, idps: dict[str, FakeIdP]) -> None:
+    clock = install(client, FakeClock())
     idps["acme"].routes["jwks"].mock(side_effect=httpx.ConnectError("down"))
     assert client.get("/readyz").status_code == 503
     idps["acme"].routes["jwks"].mock(
         side_effect=lambda r: httpx.Response(200, json=idps["acme"].jwks())
     )
+    clock.advance(RETRY_AFTER_FAILURE)  # a failed load is retried after the back-off
     assert client.get("/readyz").status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -107,6 +108,31 @@ def test_operator_mapping_with_attributes() -> None:
     }
 
 
+def test_non_finite_numbers_are_dropped_from_the_mapping() -> None:
+    """NaN and Infinity are not JSON: such a claim counts as absent, never as ``NaN`` in a token."""
+    nan, inf = float("nan"), float("inf")
+    claims = {**CLAIMS, "score": nan, "ratio": inf, "low": -inf, "mixed": [1.5, nan, inf, 2]}
+    conf = provider(
+        claims={
+            "firstname": ["{score}", "score", "given_name"],
+            "lastname": "ratio",
+            "attributes": {
+                "score": "score",
+                "ratio": ["ratio", "low"],
+                "label": "score {score}",
+                "mixed": "mixed",
+                "plan": "https://acme.com/plan",
+            },
+        }
+    )
+    user = map_user(
+        project_id=PROJECT, provider_name="acme", provider=conf, issuer="i", claims=claims
+    )
+    assert user.firstname == "Ada"
+    assert user.lastname == ""
+    assert user.attributes == {"mixed": ["1.5", "2"], "plan": "gold", "idp": "acme"}
+
+
 def test_oversized_attributes_are_dropped_not_fatal() -> None:
     claims = {**CLAIMS, "big": ["x" * 200] * 50}
     conf = provider(claims={"attributes": {"big": "big", "plan": "https://acme.com/plan"}})
@@ -117,12 +143,19 @@ def test_oversized_attributes_are_dropped_not_fatal() -> None:
     assert user.attributes["plan"] == "gold"
 
 
+def digest_id(subject: str, issuer: str = "https://idp.test") -> str:
+    """The digest form, spelt out here so a change to it cannot go unnoticed."""
+    return f"{PROJECT}_acme|" + hashlib.sha256(f"{issuer}\n{subject}".encode()).hexdigest()[:40]
+
+
 @pytest.mark.parametrize(
     ("subject", "safe"),
     [
         ("248289761001", True),
         ("auth0|5f7c8ec7c33c6c004bbafe82", True),
+        ("google-oauth2|104917262374637165491", True),
         ("f:6d5c:ada@acme", True),
+        ("ada@acme", True),
         ("has space", False),
         ("dots.are.routing", False),
         ("star*", False),
@@ -134,10 +167,9 @@ def test_oversized_attributes_are_dropped_not_fatal() -> None:
 )
 def test_user_id_is_safe_for_tiledesk(subject: str, safe: bool) -> None:
     user_id = tiledesk_user_id(PROJECT, "acme", "https://idp.test", subject)
-    assert user_id.startswith(f"{PROJECT}_acme_")
     assert len(user_id) <= 128
     assert all(c.isascii() and (c.isalnum() or c in "_|:@-") for c in user_id)
-    assert (user_id == f"{PROJECT}_acme_{subject}") is safe
+    assert user_id == (f"{PROJECT}_acme_{subject}" if safe else digest_id(subject))
 
 
 def test_hashed_ids_are_stable_and_distinct() -> None:
@@ -145,6 +177,31 @@ def test_hashed_ids_are_stable_and_distinct() -> None:
     assert one == tiledesk_user_id(PROJECT, "acme", "https://idp.test", "a b")
     assert one != tiledesk_user_id(PROJECT, "acme", "https://idp.test", "a c")
     assert one != tiledesk_user_id(PROJECT, "acme", "https://other.test", "a b")
+
+
+def test_a_subject_spelling_another_users_digest_does_not_take_over_their_id() -> None:
+    """The exploit: a chosen username equal to the digest part of a victim's id."""
+    victim = tiledesk_user_id(PROJECT, "acme", "https://idp.test", "ada.lovelace")
+    digest = hashlib.sha256(b"https://idp.test\nada.lovelace").hexdigest()[:40]
+    assert victim == f"{PROJECT}_acme|{digest}"
+    attacker = tiledesk_user_id(PROJECT, "acme", "https://idp.test", digest)
+    assert attacker == f"{PROJECT}_acme_{digest}"
+    for chosen in (digest, f"|{digest}", f"acme|{digest}", victim):
+        assert tiledesk_user_id(PROJECT, "acme", "https://idp.test", chosen) != victim
+
+
+def test_a_subject_with_a_lone_surrogate_gets_a_digest_not_an_error() -> None:
+    assert tiledesk_user_id(PROJECT, "acme", "https://idp.test", "a\ud800") == (
+        f"{PROJECT}_acme|"
+        + hashlib.sha256("https://idp.test\na\ud800".encode("utf-8", "surrogatepass")).hexdigest()[
+            :40
+        ]
+    )
+
+
+def test_an_issuer_with_a_newline_is_refused() -> None:
+    with pytest.raises(ValueError, match="issuer"):
+        tiledesk_user_id(PROJECT, "acme", "https://idp.test\nx", "a b")
 
 
 def test_subject_claim_can_be_oid() -> None:

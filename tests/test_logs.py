@@ -9,9 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from bridge.logs import setup_logging
+from bridge.settings import Settings
+from bridge.web import create_app
 from tests.conftest import (
     PUBLIC_URL,
     SESSION_SECRET,
@@ -216,3 +221,118 @@ def test_an_idp_description_cannot_forge_log_lines(
     login(client, idp)
     line = operator_line(read)
     assert "forged line" in line
+
+
+# --- unexpected exceptions ---------------------------------------------------------------
+
+#: Held in a local variable of the failing route: a traceback shows code, never locals.
+LOCAL_SECRET = "local-value-that-must-stay-out-of-logs-0123"
+
+
+async def _failing_route(request: Request) -> Response:
+    api_key = LOCAL_SECRET
+    if api_key:
+        raise RuntimeError("the backing store went away")
+    return Response()
+
+
+async def _failing_stream(request: Request) -> Response:
+    async def body() -> Any:
+        yield b"partial"
+        api_key = LOCAL_SECRET
+        if api_key:
+            raise RuntimeError("the stream broke")
+
+    return StreamingResponse(body())
+
+
+@pytest.fixture
+def failing_client(settings: Settings, idps: dict[str, FakeIdP]) -> Iterator[TestClient]:
+    """The bridge's app with two tiny routes that raise, before and after the answer starts."""
+    app = create_app(settings, warm_up=False)
+    app.router.routes.append(Route("/boom", _failing_route))
+    app.router.routes.append(Route("/boom-stream", _failing_stream))
+    with TestClient(app, base_url=PUBLIC_URL, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_an_unexpected_exception_is_logged_once_with_traceback_and_request_id(
+    failing_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        response = failing_client.get("/boom")
+    (record,) = [r for r in caplog.records if r.name.startswith("bridge")]
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "internal_error on GET /boom (RuntimeError)"
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
+    assert str(record.exc_info[1]) == "the backing store went away"
+    assert response.status_code == 500
+    assert '<code id="error-code">internal_error</code>' in response.text
+    assert "Traceback" not in response.text and "backing store" not in response.text
+
+
+def test_json_log_of_an_unexpected_exception_has_the_traceback_and_request_id(
+    use_logging: Callable[[str], Read], failing_client: TestClient
+) -> None:
+    read = use_logging("json")
+    response = failing_client.get("/boom")
+    (line,) = read()
+    record = json.loads(line)
+    assert record["level"] == "error"
+    assert record["message"] == "internal_error on GET /boom (RuntimeError)"
+    assert record["request_id"] == response.headers["x-request-id"]
+    assert record["error_type"] == "RuntimeError"
+    assert record["traceback"].startswith("Traceback (most recent call last):\n")
+    assert ", in _failing_route\n" in record["traceback"]
+    assert record["traceback"].endswith("RuntimeError: the backing store went away")
+    assert LOCAL_SECRET not in line
+
+
+def test_text_log_of_an_unexpected_exception_indents_the_traceback_under_its_line(
+    use_logging: Callable[[str], Read], failing_client: TestClient
+) -> None:
+    read = use_logging("text")
+    response = failing_client.get("/boom")
+    first, *traceback = read()
+    rid = response.headers["x-request-id"]
+    assert first.endswith(f" ERROR bridge.web [{rid}] internal_error on GET /boom (RuntimeError)")
+    assert traceback[0] == "    Traceback (most recent call last):"
+    assert traceback[-1] == "    RuntimeError: the backing store went away"
+    assert all(line.startswith("    ") for line in traceback)
+    assert any(line.endswith(", in _failing_route") for line in traceback)
+    assert LOCAL_SECRET not in "\n".join([first, *traceback])
+
+
+def test_an_exception_message_cannot_forge_log_lines_through_the_traceback(
+    use_logging: Callable[[str], Read], settings: Settings, idps: dict[str, FakeIdP]
+) -> None:
+    async def forging(request: Request) -> Response:
+        raise ValueError("x\n2030-01-01 INFO bridge.web [-] login ok\rforged")
+
+    app = create_app(settings, warm_up=False)
+    app.router.routes.append(Route("/forge", forging))
+    read = use_logging("text")
+    with TestClient(app, base_url=PUBLIC_URL) as test_client:
+        test_client.get("/forge")
+    first, *traceback = read()
+    assert first.endswith("internal_error on GET /forge (ValueError)")
+    assert all(line.startswith("    ") for line in traceback)
+    assert traceback[-2:] == [
+        "    ValueError: x",
+        "    2030-01-01 INFO bridge.web [-] login ok\\rforged",
+    ]
+
+
+def test_an_exception_after_the_answer_started_is_logged_once_with_traceback(
+    use_logging: Callable[[str], Read], failing_client: TestClient
+) -> None:
+    read = use_logging("json")
+    response = failing_client.get("/boom-stream")
+    (line,) = read()
+    record = json.loads(line)
+    assert record["level"] == "error"
+    assert record["message"] == "internal_error after the answer started (RuntimeError)"
+    assert record["request_id"] == response.headers["x-request-id"]
+    assert record["traceback"].endswith("RuntimeError: the stream broke")
+    assert LOCAL_SECRET not in line

@@ -154,7 +154,7 @@ def test_a_missing_page_is_not_called_a_sign_in_failure(client: TestClient) -> N
     assert 'id="try-again"' not in page.text
 
 
-@pytest.mark.parametrize("fault", [httpx.ConnectError, httpx.RemoteProtocolError])
+@pytest.mark.parametrize("fault", [httpx.ConnectError, httpx.ProxyError])
 def test_an_idp_that_cannot_be_reached_is_named_and_said_to_be_unreachable(
     client: TestClient, idp: FakeIdP, fault: type[Exception], caplog: pytest.LogCaptureFixture
 ) -> None:

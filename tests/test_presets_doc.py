@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from bridge.settings import parse_settings
+from bridge.settings import SettingsError, parse_settings
 from bridge.web import create_app
 from tests.conftest import (
     PROJECT_ID,
@@ -108,3 +108,35 @@ def test_auth0_namespaced_claims_are_read_whole(
 def _client(data: dict[str, Any]) -> TestClient:
     app = create_app(parse_settings(data), warm_up=False)
     return TestClient(app, base_url=PUBLIC_URL, follow_redirects=False)
+
+
+@pytest.mark.parametrize(
+    ("tenant", "reason"),
+    [
+        (
+            "acme.com",
+            "a domain name's discovery document gives the issuer with the tenant's GUID, "
+            "so an issuer built from the name never matches",
+        ),
+        ("common", "'common' and 'organizations' publish a '{tenantid}' placeholder issuer"),
+        ("organizations", "'common' and 'organizations' publish a '{tenantid}' placeholder"),
+    ],
+)
+def test_an_entra_tenant_that_is_not_a_guid_is_refused_for_the_documented_reason(
+    tenant: str, reason: str
+) -> None:
+    data: dict[str, Any] = {
+        "server": {"public_url": PUBLIC_URL},
+        "session": {"secret": SESSION_SECRET},
+        "tiledesk": {"project_id": PROJECT_ID, "secret": TILEDESK_SECRET},
+        "providers": {
+            "entra": {"preset": "entra", "tenant": tenant, "client_id": "c", "client_secret": "s"}
+        },
+    }
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(data)
+    (problem,) = caught.value.problems
+    assert problem.startswith(
+        "providers.entra.tenant: required for the entra preset: the Directory (tenant) ID, a GUID; "
+    )
+    assert reason in problem

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from typing import Any
+import datetime
+import http.server
+import ipaddress
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 import jwt
 import pytest
 import respx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from bridge.selftest import run_online_checks
+from bridge.selftest import Report, check_tiledesk, run_online_checks
 from bridge.settings import Settings, parse_settings
-from tests.conftest import PROJECT_ID, TILEDESK_SECRET
+from bridge.web import outbound_transport
+from tests.conftest import PROJECT_ID, TILEDESK_SECRET, base_settings
 from tests.idp import FakeIdP
 
 API = "https://api.tiledesk.com/v3"
@@ -177,8 +191,13 @@ def test_unreachable_discovery_fails(
         (httpx.Response(500), "answered HTTP 500, expected 200 or 401"),
         (httpx.Response(404), "answered HTTP 404: is [tiledesk].api_url the API base"),
         (httpx.Response(200, json={"success": False}), "answered 200 without success: true"),
-        (httpx.ConnectTimeout("slow"), "did not answer within 10s"),
-        (httpx.ConnectError("refused"), "cannot reach"),
+        (httpx.ReadTimeout("slow"), f"{SIGNIN} did not answer within 10s"),
+        (
+            httpx.ConnectTimeout("slow"),
+            "no connection to api.tiledesk.com within 10s: a firewall may be dropping the "
+            "traffic; check [tiledesk].api_url, and if this machine reaches the Internet only "
+            "through a proxy, set [server] outbound_proxy",
+        ),
     ],
 )
 def test_tiledesk_failures_are_explained(
@@ -223,3 +242,174 @@ def test_dev_provider_is_checked_in_process(
     ) in lines
     assert "ok   dev: issuer http://127.0.0.1:8000/dev-idp matches the settings" in lines
     assert any(line.startswith("ok   dev: JWKS ") for line in lines)
+
+
+# --- an unreachable Tiledesk, over real sockets: which layer failed, and the proxy ----------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def tiledesk_only(api_url: str, proxy: str | None = None) -> str:
+    """Run the Tiledesk check alone over the bridge's real transport; return its one line."""
+    data = base_settings()
+    data["tiledesk"]["api_url"] = api_url
+    if proxy is not None:
+        data["server"]["outbound_proxy"] = proxy
+    settings = parse_settings(data)
+    lines: list[str] = []
+    asyncio.run(check_tiledesk(settings, outbound_transport(settings), Report(lines.append)))
+    (line,) = lines
+    return line
+
+
+class _RefusingProxy(http.server.BaseHTTPRequestHandler):
+    """An egress proxy that refuses every tunnel, or asks for credentials."""
+
+    status: ClassVar[int] = 403
+
+    def do_CONNECT(self) -> None:
+        self.send_response(self.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        self.do_CONNECT()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_proxy() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RefusingProxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_name_that_does_not_resolve_is_reported_as_dns() -> None:
+    line = tiledesk_only("https://api.tiledesk.invalid/v3")
+    assert line == (
+        "FAIL tiledesk: DNS: the name of api.tiledesk.invalid does not resolve from this "
+        "machine: check [tiledesk].api_url and this machine's DNS; without direct Internet "
+        "access, set [server] outbound_proxy"
+    )
+
+
+def test_a_refused_connection_suggests_the_outbound_proxy_when_none_is_set() -> None:
+    line = tiledesk_only(f"http://127.0.0.1:{_closed_port()}/v3")
+    assert line == (
+        "FAIL tiledesk: the connection to 127.0.0.1 was refused: nothing listens on that host "
+        "and port; check [tiledesk].api_url, and if this machine reaches the Internet only "
+        "through a proxy, set [server] outbound_proxy"
+    )
+
+
+def test_an_unreachable_outbound_proxy_is_named_without_its_credentials() -> None:
+    port = _closed_port()
+    line = tiledesk_only(API, proxy=f"http://egress:hunter2-secret@127.0.0.1:{port}")
+    assert line == (
+        f"FAIL tiledesk: the connection to the outbound proxy http://127.0.0.1:{port} was "
+        "refused: nothing listens on that host and port; check that [server] outbound_proxy "
+        "is right and lets Tiledesk through"
+    )
+
+
+def test_a_proxy_refusing_the_tunnel_is_told_apart_from_tiledesk_refusing(
+    refusing_proxy: str,
+) -> None:
+    _RefusingProxy.status = 403
+    line = tiledesk_only(API, proxy=refusing_proxy)
+    assert line.startswith(
+        f"FAIL tiledesk: the outbound proxy {refusing_proxy} refused to open a tunnel to "
+        "api.tiledesk.com ("
+    )
+    assert line.endswith("): allow api.tiledesk.com on the proxy, or fix [server] outbound_proxy")
+
+
+def test_a_proxy_asking_for_credentials_says_so(refusing_proxy: str) -> None:
+    _RefusingProxy.status = 407
+    line = tiledesk_only("http://api.tiledesk.test/v3", proxy=refusing_proxy)
+    assert line == (
+        f"FAIL tiledesk: the outbound proxy {refusing_proxy} asks for credentials (HTTP 407): "
+        "give them in [server] outbound_proxy, written as env: or file:"
+    )
+
+
+def test_tls_to_a_plain_http_port_is_reported_as_tls(refusing_proxy: str) -> None:
+    port = refusing_proxy.rsplit(":", 1)[1]
+    line = tiledesk_only(f"https://127.0.0.1:{port}/v3")
+    assert line.startswith("FAIL tiledesk: TLS: the handshake with 127.0.0.1 failed (")
+    assert line.endswith("): check that [tiledesk].api_url is https:// on an HTTPS port")
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no CA signed, as a TLS-inspecting proxy would present."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "inspecting proxy")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_an_untrusted_certificate_points_at_tls_inspection(tmp_path: Path) -> None:
+    cert_path, key_path = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RefusingProxy)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        line = tiledesk_only(f"https://127.0.0.1:{server.server_address[1]}/v3")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert line == (
+        "FAIL tiledesk: TLS: the certificate presented for 127.0.0.1 is not trusted "
+        "(self-signed certificate): a proxy or firewall that inspects TLS presents its own "
+        "certificate, which the bridge does not trust; let the proxy pass the connection to "
+        "Tiledesk untouched"
+    )
+
+
+def test_a_tiledesk_refusal_is_not_reported_as_network_trouble(
+    settings_data: dict[str, Any], idps: dict[str, FakeIdP], mock_idp: respx.MockRouter
+) -> None:
+    data = copy.deepcopy(settings_data)
+    data["server"]["outbound_proxy"] = "http://proxy.acme.test:3128"
+    mock_idp.post(SIGNIN).mock(return_value=httpx.Response(502))
+    passed, lines = run(parse_settings(data))
+    assert not passed
+    assert only(lines, "FAIL") == [
+        f"FAIL tiledesk: {SIGNIN} answered HTTP 502 (possibly the outbound proxy "
+        "http://proxy.acme.test:3128, not Tiledesk), expected 200 or 401"
+    ]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import jwt
 import pytest
 
 from bridge.identity import TiledeskUser
-from bridge.tiledesk import build_payload, mint
+from bridge.tiledesk import build_payload, mint, refuse_forbidden_claims
 
 PROJECT = "64f0c0ffee00000000000001"
 SECRET = "0b1c6c52-41f7-4a8f-9d50-6a3c2f1a7e11"
@@ -74,3 +78,39 @@ def test_attributes_cannot_smuggle_top_level_claims() -> None:
     assert payload["sub"] == "userexternal"
     assert payload["aud"] == AUDIENCE
     assert payload["attributes"]["role"] == "owner"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_payload_that_is_not_strict_json_is_never_signed(value: float) -> None:
+    """Tiledesk parses the token with JSON.parse: ``NaN`` would make it unreadable."""
+    user = TiledeskUser(id=f"{PROJECT}_acme_x", attributes={"score": value})
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        mint(user, project_id=PROJECT, secret=SECRET, ttl=60)
+
+
+@pytest.mark.parametrize("claim", ["role", "nbf"])
+def test_a_payload_with_a_forbidden_claim_is_refused(claim: str) -> None:
+    payload = build_payload(USER, project_id=PROJECT, ttl=60, now=0)
+    with pytest.raises(ValueError, match=f"would carry {claim}, which the bridge never emits"):
+        refuse_forbidden_claims({**payload, claim: "owner"})
+
+
+def test_the_forbidden_claim_check_still_runs_under_python_O() -> None:
+    """``python -O`` strips asserts; the gate must survive it. Widened to ``jti`` so it fires."""
+    code = textwrap.dedent(
+        """
+        from bridge import tiledesk
+        from bridge.identity import TiledeskUser
+        tiledesk.FORBIDDEN_CLAIMS = frozenset({"jti"})
+        try:
+            tiledesk.build_payload(TiledeskUser(id="p_acme_x"), project_id="p", ttl=60, now=0)
+        except ValueError as exc:
+            print("refused:", exc)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-O", "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout == (
+        "refused: the Tiledesk payload would carry jti, which the bridge never emits\n"
+    )

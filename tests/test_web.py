@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import itsdangerous
 import pytest
 from starlette.testclient import TestClient
 
 from bridge.settings import parse_settings
 from bridge.web import create_app
-from tests.conftest import PROJECT_ID, PUBLIC_URL, SESSION_SECRET, auth, base_settings, login
+from tests.conftest import PROJECT_ID, PUBLIC_URL, auth, base_settings, login
 from tests.idp import FakeIdP
-
-
-def session_of(client: TestClient) -> dict[str, Any]:
-    raw = client.cookies.get("bridge_session")
-    assert raw
-    data = itsdangerous.TimestampSigner(SESSION_SECRET).unsign(raw.encode())
-    return json.loads(base64.b64decode(data))  # type: ignore[no-any-return]
+from tests.security import session_of
 
 
 def test_auth_before_sign_in_is_401(client: TestClient) -> None:
@@ -52,7 +44,8 @@ def test_session_holds_no_idp_tokens_and_is_fresh_at_every_login(
 ) -> None:
     login(client, idp)
     first = session_of(client)
-    assert set(first) <= {"sid", "p", "u", "at", "h"}
+    assert set(first) == {"sid", "p", "u", "at", "sub", "h"}
+    assert first["sub"] == "user-1"
     access_tokens = list(idp.access_tokens)
     assert not any(token in json.dumps(first) for token in access_tokens)
     login(client, idp)

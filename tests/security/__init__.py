@@ -6,19 +6,18 @@ and code, and leaves no session behind.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import copy
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import itsdangerous
 from starlette.testclient import TestClient
 
+from bridge.session_store import CookieSealer
 from bridge.settings import parse_settings
 from bridge.web import create_app
 from tests.conftest import PUBLIC_URL, SESSION_SECRET, auth
@@ -33,17 +32,22 @@ def error_code(response: httpx.Response) -> str | None:
     return match.group(1) if match else None
 
 
+def seal_session(
+    data: dict[str, Any], *, secret: str = SESSION_SECRET, expires_in: int = SESSION_MAX_AGE
+) -> str:
+    """A cookie value the bridge would have written for this session (or for this secret)."""
+    envelope = {"e": int(time.time()) + expires_in, "d": data}
+    return CookieSealer(secret, cookie_name="bridge_session").seal(json.dumps(envelope).encode())
+
+
 def session_of(client: TestClient) -> dict[str, Any]:
     """The session cookie's content, or {} when there is none (or it is not ours, or expired)."""
     raw = client.cookies.get("bridge_session")
-    if not raw:
+    opened = CookieSealer(SESSION_SECRET, cookie_name="bridge_session").open(raw) if raw else None
+    if opened is None:
         return {}
-    try:
-        signer = itsdangerous.TimestampSigner(SESSION_SECRET)
-        data = signer.unsign(raw.encode(), max_age=SESSION_MAX_AGE)
-        return json.loads(base64.b64decode(data))  # type: ignore[no-any-return]
-    except (itsdangerous.BadSignature, binascii.Error, ValueError):
-        return {}
+    envelope = json.loads(opened[0])
+    return envelope["d"] if envelope["e"] > time.time() else {}  # type: ignore[no-any-return]
 
 
 def assert_refused(response: httpx.Response, status: int, code: str) -> None:

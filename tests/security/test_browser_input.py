@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-import itsdangerous
 import pytest
 from starlette.testclient import TestClient
 
+from bridge.session_store import CookieSealer
 from bridge.web import safe_next
 from tests.conftest import PUBLIC_URL, SESSION_SECRET, auth, login, start_login
 from tests.idp import FakeIdP
@@ -26,6 +26,7 @@ from tests.security import (
     assert_refused,
     assert_signed_in,
     case,
+    seal_session,
     session_of,
     set_session_cookie,
 )
@@ -194,26 +195,20 @@ def test_callback_for_an_unknown_provider_is_a_404_page(client: TestClient) -> N
 # --- session cookies ----------------------------------------------------------------------
 
 
-def _cookie(data: dict[str, Any], secret: str = SESSION_SECRET, age: int = 0) -> str:
-    class Signer(itsdangerous.TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(time.time()) - age
-
-    payload = base64.b64encode(json.dumps(data).encode())
-    return Signer(secret).sign(payload).decode()
-
-
-SIGNED_IN = {
-    "sid": "x",
-    "p": "acme",
-    "u": {"_id": "64f0c0ffee00000000000001_acme_mallory", "firstname": "Mallory"},
-    "at": 0,
-}
+def signed_in(**changes: Any) -> dict[str, Any]:
+    """A signed-in session as the bridge writes it, signed in now unless changed."""
+    session = {
+        "sid": "x",
+        "p": "acme",
+        "u": {"_id": "64f0c0ffee00000000000001_acme_mallory", "firstname": "Mallory"},
+        "at": int(time.time()),
+    }
+    return {**session, **changes}
 
 
 def test_a_properly_signed_cookie_is_accepted(client: TestClient) -> None:
     """The control case for the refusals below: our own cookie format signs in."""
-    set_session_cookie(client, _cookie(SIGNED_IN))
+    set_session_cookie(client, seal_session(signed_in()))
     assert auth(client).status_code == 200
 
 
@@ -223,21 +218,45 @@ def test_a_properly_signed_cookie_is_accepted(client: TestClient) -> None:
         "",
         "garbage",
         "a.b.c",
-        base64.b64encode(json.dumps(SIGNED_IN).encode()).decode(),
-        base64.b64encode(json.dumps(SIGNED_IN).encode()).decode() + ".AAAAAA.forged",
-        _cookie(SIGNED_IN, secret="another-secret-0123456789-abcdefghijkl"),
-        _cookie(SIGNED_IN, age=SESSION_MAX_AGE + 120),
+        "v1.",
+        "v1." + "A" * 40,
+        base64.b64encode(json.dumps(signed_in()).encode()).decode(),
+        base64.b64encode(json.dumps(signed_in()).encode()).decode() + ".AAAAAA.forged",
+        seal_session(signed_in()).replace("v1.", "v2.", 1),
+        seal_session(signed_in(), secret="another-secret-0123456789-abcdefghijkl"),
+        seal_session(signed_in(), expires_in=-1),
+        seal_session(signed_in(at=int(time.time()) - SESSION_MAX_AGE - 1)),
+        seal_session(signed_in(at=None)),
+        seal_session(signed_in(at="now")),
+        CookieSealer(SESSION_SECRET, cookie_name="bridge_session").seal(b"not json"),
+        CookieSealer(SESSION_SECRET, cookie_name="bridge_session").seal(b'{"d": {}}'),
+        CookieSealer(SESSION_SECRET, cookie_name="bridge_session").seal(b'["e", "d"]'),
+        CookieSealer(SESSION_SECRET, cookie_name="another_name").seal(
+            json.dumps({"e": int(time.time()) + 60, "d": signed_in()}).encode()
+        ),
         "x" * 5000,
+        "v1." + "A" * 9000,
     ],
     ids=[
         "empty",
         "garbage",
         "dots",
+        "version-only",
+        "version-and-noise",
         "unsigned",
         "forged-signature",
+        "unknown-version",
         "other-secret",
-        "expired",
+        "expired-cookie",
+        "expired-sign-in",
+        "no-sign-in-time",
+        "bad-sign-in-time",
+        "sealed-garbage",
+        "no-expiry",
+        "not-an-object",
+        "other-cookie-name",
         "huge",
+        "huge-sealed-looking",
     ],
 )
 def test_bad_session_cookie_is_not_signed_in(client: TestClient, cookie: str) -> None:
@@ -255,8 +274,13 @@ def test_expired_session_from_a_real_login_is_not_signed_in(
     client: TestClient, idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert_signed_in(login(client, idp), client)
-    later = time.time() + SESSION_MAX_AGE + 120
-    monkeypatch.setattr(itsdangerous.TimestampSigner, "get_timestamp", lambda self: int(later))
+    cookie = client.cookies.get("bridge_session")
+    later = time.time() + SESSION_MAX_AGE + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    answer = client.post(
+        "/auth", headers={"Origin": PUBLIC_URL, "Cookie": f"bridge_session={cookie}"}
+    )
+    assert answer.status_code == 401
     assert_no_session(client)
 
 
@@ -270,6 +294,14 @@ def test_expired_session_from_a_real_login_is_not_signed_in(
         {"flows": "not a dict"},
         {"flows": {"s": {"p": "acme"}}},
         {"flows": {"s": "x"}},
+        {"flows": {"s": {"p": "acme", "t": "soon"}}},
+        {"flows": {"s": {"p": "acme", "t": 1e308}}},
+        signed_in(u="a string"),
+        signed_in(u={"_id": None, "attributes": "x"}),
+        signed_in(seen="x"),
+        signed_in(at=True),
+        signed_in(at=1e308),
+        signed_in(at=-5),
     ],
     ids=str,
 )
@@ -277,11 +309,11 @@ def test_signed_session_of_an_unexpected_shape_never_errors(
     client: TestClient, idp: FakeIdP, data: dict[str, Any]
 ) -> None:
     """A cookie written by another version of the bridge: signed out, never a 500."""
-    set_session_cookie(client, _cookie(data))
+    set_session_cookie(client, seal_session(data))
     response = auth(client)
     assert response.status_code in (200, 401)
     assert client.get("/").status_code == 200
-    set_session_cookie(client, _cookie(data))
+    set_session_cookie(client, seal_session(data))
     callback = _callback(client, state="s", code="c")
     assert_refused(callback, 400, "state_mismatch")
 
@@ -290,8 +322,8 @@ def test_login_starts_a_fresh_session_dropping_a_planted_one(
     client: TestClient, idp: FakeIdP
 ) -> None:
     """Session fixation: whatever the browser carried before, the login replaces it."""
-    planted = {**SIGNED_IN, "sid": "planted-by-attacker", "extra": "x"}
-    set_session_cookie(client, _cookie(planted))
+    planted = signed_in(sid="planted-by-attacker", extra="x")
+    set_session_cookie(client, seal_session(planted))
     assert_signed_in(login(client, idp), client)
     session = session_of(client)
     assert session["sid"] != "planted-by-attacker"

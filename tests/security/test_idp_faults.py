@@ -11,6 +11,9 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from bridge.errors import BridgeError, IdpError, IdpTimeout, IdpUnreachable
+from bridge.settings import Settings
+from bridge.web import Bridge
 from tests.conftest import login, start_login
 from tests.idp import FakeIdP
 from tests.security import assert_id_token_rejected, assert_no_session, assert_refused, case
@@ -243,3 +246,67 @@ def test_idp_error_with_a_code_is_still_an_error(client: TestClient, idp: FakeId
 def test_idp_error_without_our_state_is_state_mismatch(client: TestClient) -> None:
     response = client.get("/callback/acme", params={"error": "access_denied", "state": "forged"})
     assert_refused(response, 400, "state_mismatch")
+
+
+# --- the operator's log names the call that failed ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("route", "fault", "said"),
+    [
+        ("token", httpx.ConnectError, "could not reach the token endpoint"),
+        ("userinfo", httpx.ConnectError, "could not reach the userinfo endpoint"),
+        ("token", httpx.ReadTimeout, "timed out"),
+        ("userinfo", httpx.Response(500), "answered HTTP 500"),
+        ("token", httpx.RemoteProtocolError, "failed: RemoteProtocolError"),
+    ],
+    ids=["token-unreachable", "userinfo-unreachable", "timeout", "http-500", "protocol-error"],
+)
+def test_failed_idp_call_is_logged_with_its_url(
+    client: TestClient,
+    idp: FakeIdP,
+    caplog: pytest.LogCaptureFixture,
+    route: str,
+    fault: Any,
+    said: str,
+) -> None:
+    idp.discovery_overrides["userinfo_endpoint"] = f"{idp.base}/userinfo?schema=openid"
+    idp.faults[route] = fault
+    response = login(client, idp)
+    assert response.status_code in (502, 504)
+    failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("login failed")]
+    assert len(failed) == 1, failed
+    assert said in failed[0]
+    assert f"{idp.base}/{route}" in failed[0], failed[0]
+    assert "schema=openid" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (httpx.ConnectError, IdpUnreachable),
+        (httpx.Response(503), IdpError),
+        (httpx.ConnectTimeout, IdpTimeout),
+    ],
+    ids=["unreachable", "answered-an-error", "timed-out"],
+)
+def test_unreachable_idp_is_told_apart_from_an_idp_answering_an_error(
+    settings: Settings, idps: dict[str, FakeIdP], fault: Any, expected: type[BridgeError]
+) -> None:
+    idps["acme"].faults["discovery"] = fault
+
+    async def load() -> BridgeError:
+        app = Bridge(settings)
+        try:
+            await app.providers["acme"].metadata()
+        except BridgeError as exc:
+            return exc
+        finally:
+            await app.aclose()
+        raise AssertionError("discovery loaded")
+
+    error = asyncio.run(load())
+    assert type(error) is expected
+    assert (error.code, error.status) == (expected.code, expected.status)
+    if expected is IdpUnreachable:
+        assert (error.code, error.status) == ("idp_error", 502)

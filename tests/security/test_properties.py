@@ -3,7 +3,9 @@ put a reserved claim or an unsafe ``_id`` into a Tiledesk token."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import re
 from typing import Any
 
@@ -141,9 +143,14 @@ JSON_VALUE = st.recursive(
     max_leaves=12,
 )
 CLAIM_NAMES = st.sampled_from(
-    sorted(RESERVED | {"email", "name", "given_name", "groups", "a.b", "https://x/roles", "_id"})
+    sorted(
+        RESERVED
+        | {"email", "name", "given_name", "groups", "a.b", "https://x/roles", "_id", "score"}
+    )
 ) | st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 CLAIMS = st.dictionaries(CLAIM_NAMES, JSON_VALUE, max_size=8)
+#: Numbers as a JSON parser hands them over: Python's accepts NaN and Infinity.
+NUMBER = st.sampled_from([math.nan, math.inf, -math.inf]) | st.floats() | st.integers()
 SUBJECT = st.one_of(ANY_TEXT, st.text(st.sampled_from("ab:|@-_.*#/ \x00"), max_size=300))
 PATHS = CLAIM_NAMES | CLAIM_NAMES.map(lambda c: "{" + c + "}") | st.text(max_size=30)
 SPEC = PATHS | st.lists(PATHS, min_size=1, max_size=3)
@@ -162,6 +169,7 @@ ATTRIBUTE_NAMES = st.sampled_from(sorted(RESERVED | {"_id", "idp", "plan"})) | s
     firstname=SPEC,
     lastname=SPEC,
     email=SPEC,
+    score=NUMBER | st.lists(NUMBER, max_size=3),
 )
 def test_no_claim_mapping_puts_a_reserved_claim_or_unsafe_id_in_the_token(
     provider_name: str,
@@ -172,6 +180,7 @@ def test_no_claim_mapping_puts_a_reserved_claim_or_unsafe_id_in_the_token(
     firstname: Any,
     lastname: Any,
     email: Any,
+    score: float | list[float],
 ) -> None:
     provider = ProviderSettings.model_validate(
         {
@@ -183,11 +192,11 @@ def test_no_claim_mapping_puts_a_reserved_claim_or_unsafe_id_in_the_token(
                 "firstname": firstname,
                 "lastname": lastname,
                 "email": email,
-                "attributes": attributes,
+                "attributes": {**attributes, "n": "score", "t": "{score}"},
             },
         }
     )
-    claims = {**claims, "sub": subject}
+    claims = {**claims, "score": score, "sub": subject}  # NaN and Infinity included
     identity.decide(provider, claims)  # never raises, whatever the claims
     try:
         user = identity.map_user(
@@ -208,14 +217,28 @@ def test_no_claim_mapping_puts_a_reserved_claim_or_unsafe_id_in_the_token(
     assert payload["aud"] == f"https://tiledesk.com/projects/{project_id}"
     assert (payload["iat"], payload["exp"]) == (1_767_225_600, 1_767_225_600 + 3600)
     assert SAFE_ID.fullmatch(payload["_id"]), payload["_id"]
-    assert payload["_id"].startswith(f"{project_id}_{provider_name}_")
+    assert payload["_id"][: len(project_id) + len(provider_name) + 2] in (
+        f"{project_id}_{provider_name}_",
+        f"{project_id}_{provider_name}|",
+    )
     for key in ("firstname", "lastname", "email"):
         assert isinstance(payload.get(key, ""), str)
     assert isinstance(payload["attributes"], dict)
     assert payload["attributes"]["idp"] == provider_name
-    json.dumps(payload, allow_nan=True)
+    json.dumps(payload, allow_nan=False)  # strict JSON: no NaN or Infinity from any claim
     minted = tiledesk.mint(user, project_id=project_id, secret="x" * 32, ttl=60, now=1_767_225_600)
     assert minted.token.startswith("JWT ")
+    assert _strict_json(minted.token.split(".")[1]) == minted.payload
+
+
+def _refuse_constant(name: str) -> Any:
+    raise AssertionError(f"{name} is not JSON")
+
+
+def _strict_json(segment: str) -> Any:
+    """A JWS segment parsed the way a strict JSON parser (Tiledesk's JSON.parse) would."""
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return json.loads(raw, parse_constant=_refuse_constant)
 
 
 @PURE
@@ -224,7 +247,46 @@ def test_user_id_is_stable_and_safe_for_any_subject(subject: str) -> None:
     first = identity.tiledesk_user_id(PROJECT_ID, "acme", "https://i", subject)
     assert first == identity.tiledesk_user_id(PROJECT_ID, "acme", "https://i", subject)
     assert SAFE_ID.fullmatch(first)
-    assert first.startswith(f"{PROJECT_ID}_acme_")
+    plain = f"{PROJECT_ID}_acme_{subject}"
+    assert first == plain if SAFE_ID.fullmatch(plain) else first.startswith(f"{PROJECT_ID}_acme|")
     if subject:
         other = identity.tiledesk_user_id(PROJECT_ID, "acme", "https://other", subject)
-        assert other == first or SAFE_ID.fullmatch(f"{PROJECT_ID}_acme_{subject}") is None
+        assert other == first or SAFE_ID.fullmatch(plain) is None
+
+
+#: Providers as configured: each name has one issuer.
+PROVIDERS = {"acme": "https://sso.acme.test", "acme-2": "https://sso.acme.test/2", "a": "https://a"}
+SAFE_SUBJECT = st.text(st.sampled_from("aZ09_|:@-"), min_size=1, max_size=140)
+
+
+def _ids_of(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """Map each ``_id`` to the (provider, subject) it came from, failing on a second owner."""
+    owners: dict[str, tuple[str, str]] = {}
+    for provider, subject in pairs:
+        user_id = identity.tiledesk_user_id(PROJECT_ID, provider, PROVIDERS[provider], subject)
+        owner = owners.setdefault(user_id, (provider, subject))
+        assert owner == (provider, subject), f"{owner} and {(provider, subject)} share {user_id}"
+    return owners
+
+
+@PURE
+@given(
+    pairs=st.lists(
+        st.tuples(st.sampled_from(sorted(PROVIDERS)), SUBJECT.filter(bool) | SAFE_SUBJECT),
+        min_size=2,
+        max_size=8,
+    ),
+    data=st.data(),
+)
+def test_distinct_issuer_and_subject_pairs_never_share_an_id(
+    pairs: list[tuple[str, str]], data: st.DataObject
+) -> None:
+    """Injective by construction: also when a subject spells (a part of) another user's id."""
+    owners = _ids_of(pairs)
+    spelt = []
+    for user_id in owners:
+        start = data.draw(st.integers(0, len(user_id) - 1))
+        spelt.append((data.draw(st.sampled_from(sorted(PROVIDERS))), user_id[start:]))
+        spelt.append(("acme", user_id[-40:]))
+        spelt.append(("acme", user_id.split("_", 2)[-1]))
+    _ids_of(pairs + spelt)

@@ -50,9 +50,11 @@ def secrets(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -
     collected = Secrets()
     original = Provider.exchange_code
 
-    async def exchange_code(self: Provider, code: str, verifier: str) -> dict[str, Any]:
+    async def exchange_code(
+        self: Provider, code: str, verifier: str, **kwargs: Any
+    ) -> dict[str, Any]:
         collected.add(code, verifier)
-        token = await original(self, code, verifier)
+        token = await original(self, code, verifier, **kwargs)
         collected.add(*token.values())
         return token
 

@@ -1,0 +1,247 @@
+"""The session middleware on tiny endpoints, with an injected clock: when it loads, enforces,
+writes and deletes, and what it asks of a store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from bridge.session_middleware import MAX_SET_COOKIE, SessionMiddleware
+from bridge.session_store import Loaded, SessionStore
+from bridge.settings import SessionSettings
+
+SECRET = "middleware-session-secret-0123456789-abcdef"
+START = 1_700_000_000.0
+
+
+@dataclass
+class Clock:
+    now: float = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def read(request: Request) -> Response:
+    return JSONResponse(dict(request.session))
+
+
+async def write(request: Request) -> Response:
+    request.session.update(await request.json())
+    return JSONResponse(dict(request.session))
+
+
+async def sign_in(request: Request) -> Response:
+    """What ``bridge.sessions.sign_in`` leaves behind, at the injected clock's time."""
+    request.session.clear()
+    body = await request.json()
+    request.session.update({"sid": body["sid"], "u": {"_id": "u"}, "at": body["at"]})
+    return Response()
+
+
+async def clear(request: Request) -> Response:
+    request.session.clear()
+    return Response()
+
+
+def app(clock: Clock, store: SessionStore | None = None, **session: Any) -> Starlette:
+    settings = SessionSettings.model_validate({"secret": SECRET, **session})
+    middleware = Middleware(
+        SessionMiddleware, settings=settings, https_only=False, store=store, clock=clock
+    )
+    routes = [
+        Route("/read", read),
+        Route("/write", write, methods=["POST"]),
+        Route("/sign-in", sign_in, methods=["POST"]),
+        Route("/clear", clear, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, middleware=[middleware])
+
+
+def set_cookies(response: Any) -> list[str]:
+    return [c for c in response.headers.get_list("set-cookie") if c.startswith("bridge_session=")]
+
+
+def test_a_session_lives_in_scope_as_a_dict_and_comes_back(client_clock: Any) -> None:
+    client, _ = client_clock()
+    first = client.post("/write", json={"k": "v"})
+    assert first.json() == {"k": "v"}
+    assert len(set_cookies(first)) == 1
+    again = client.get("/read")
+    assert again.json() == {"k": "v"}
+    assert set_cookies(again) == [], "unchanged: not written"
+
+
+def test_the_cookie_carries_exactly_the_configured_attributes(client_clock: Any) -> None:
+    client, clock = client_clock()
+    client.post("/sign-in", json={"sid": "a", "at": clock.now})
+    (cookie,) = set_cookies(client.post("/write", json={"k": "v"}))
+    value = client.cookies.get("bridge_session")
+    assert cookie == f"bridge_session={value}; Max-Age=28800; Path=/; HttpOnly; SameSite=Lax"
+
+
+def test_same_site_none_is_secure(clock: Clock) -> None:
+    settings = SessionSettings.model_validate({"secret": SECRET, "same_site": "none"})
+    inner = Starlette(routes=[Route("/write", write, methods=["POST"])])
+    wrapped = SessionMiddleware(inner, settings=settings, https_only=True, clock=clock)
+    with TestClient(wrapped, base_url="https://chat.acme.test") as client:
+        (cookie,) = set_cookies(client.post("/write", json={"k": "v"}))
+    assert cookie.endswith("; Max-Age=600; Path=/; HttpOnly; SameSite=None; Secure")
+
+
+def test_the_absolute_limit_runs_from_sign_in_on_the_injected_clock(client_clock: Any) -> None:
+    client, clock = client_clock()
+    client.post("/sign-in", json={"sid": "a", "at": clock.now})
+    value = client.cookies.get("bridge_session")
+    clock.now += 28800 - 1
+    assert client.get("/read", headers={"Cookie": f"bridge_session={value}"}).json()["sid"] == "a"
+    clock.now += 1
+    ended = client.get("/read", headers={"Cookie": f"bridge_session={value}"})
+    assert ended.json() == {}
+    assert set_cookies(ended) == ["bridge_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]
+
+
+def test_a_bad_cookie_is_deleted_and_no_cookie_is_left_alone(client_clock: Any) -> None:
+    client, _ = client_clock()
+    assert set_cookies(client.get("/read")) == []
+    bad = client.get("/read", headers={"Cookie": "bridge_session=v1.AAAA"})
+    assert bad.status_code == 200
+    assert set_cookies(bad) == ["bridge_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]
+
+
+def test_a_session_too_large_is_not_kept_and_the_answer_still_goes_out(
+    client_clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = client_clock()
+    caplog.set_level(logging.WARNING, logger="bridge.sessions")
+    answer = client.post("/write", json={"big": "é" * 3000})
+    assert answer.status_code == 200
+    assert set_cookies(answer) == []
+    assert "é" not in caplog.text
+    assert "session not kept, the visitor stays signed out" in caplog.text
+
+
+def test_the_largest_cookie_kept_fills_but_never_passes_the_set_cookie_budget(
+    clock: Clock,
+) -> None:
+    """The longest name, the longest Max-Age and every attribute: still at most 4000 bytes."""
+    settings = SessionSettings.model_validate(
+        {"secret": SECRET, "cookie_name": "c" * 64, "same_site": "none", "max_age": 2592000}
+    )
+    inner = Starlette(
+        routes=[
+            Route("/sign-in", sign_in, methods=["POST"]),
+            Route("/write", write, methods=["POST"]),
+        ]
+    )
+    wrapped = SessionMiddleware(inner, settings=settings, https_only=True, clock=clock)
+
+    def cookie_for(size: int) -> str | None:
+        with TestClient(wrapped, base_url="https://chat.acme.test") as client:
+            client.post("/sign-in", json={"sid": "a", "at": clock.now})
+            answer = client.post("/write", json={"big": "x" * size})
+            assert answer.status_code == 200
+            (cookie,) = answer.headers.get_list("set-cookie")
+            return None if "; Max-Age=0;" in cookie else cookie
+
+    low, high = 0, 4000  # invariant: cookie_for(low) is kept, cookie_for(high) deletes it
+    assert cookie_for(low) is not None and cookie_for(high) is None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if cookie_for(middle) else (low, middle)
+    largest = cookie_for(low)
+    assert largest is not None
+    assert "; Max-Age=2592000; Path=/; HttpOnly; SameSite=None; Secure" in largest
+    assert MAX_SET_COOKIE - 4 < len(largest.encode()) <= MAX_SET_COOKIE == 4000
+
+
+# --- what the middleware asks of a store ------------------------------------------------------
+
+
+@dataclass
+class Ticket(Loaded):
+    ticket: str = ""
+
+
+@dataclass
+class RecordingStore(SessionStore):
+    """A server-side store in a dict, recording each call the middleware makes."""
+
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    async def load(self, cookie: str) -> Loaded | None:
+        self.calls.append(("load", cookie))
+        data = self.sessions.get(cookie)
+        return None if data is None else Ticket(dict(data), ticket=cookie)
+
+    async def save(
+        self, data: Mapping[str, Any], *, ttl: int, previous: Loaded | None, renew: bool
+    ) -> str:
+        self.calls.append(("save", (ttl, renew)))
+        ticket = previous.ticket if isinstance(previous, Ticket) and not renew else ""
+        if not ticket:
+            if isinstance(previous, Ticket):
+                self.sessions.pop(previous.ticket, None)
+            ticket = f"t{len(self.calls)}"
+        self.sessions[ticket] = dict(data)
+        return ticket
+
+    async def clear(self, previous: Loaded) -> None:
+        assert isinstance(previous, Ticket)
+        self.calls.append(("clear", previous.ticket))
+        self.sessions.pop(previous.ticket, None)
+
+
+def test_a_store_is_asked_to_renew_at_sign_in_and_to_clear_at_sign_out(clock: Clock) -> None:
+    store = RecordingStore()
+    with TestClient(app(clock, store, idle_timeout=600)) as client:
+        client.post("/write", json={"flows": {}})
+        assert store.calls == [("save", (600, True))]
+        first = client.cookies.get("bridge_session")
+        client.post("/sign-in", json={"sid": "a", "at": clock.now})
+        assert store.calls[-2:] == [("load", first), ("save", (600, True))]
+        signed_in = client.cookies.get("bridge_session")
+        assert signed_in != first and first not in store.sessions, "a new ticket, the old gone"
+        clock.now += 59
+        client.get("/read")
+        assert store.calls[-1] == ("load", signed_in), "idle refresh at most once a minute"
+        clock.now += 1
+        client.get("/read")
+        assert store.calls[-1] == ("save", (600, False)), "same session, same ticket"
+        client.post("/clear")
+        assert store.calls[-1] == ("clear", signed_in)
+        assert store.sessions == {}
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client_clock(clock: Clock) -> Any:
+    clients: list[TestClient] = []
+
+    def make(**session: Any) -> tuple[TestClient, Clock]:
+        client = TestClient(app(clock, **session))
+        client.__enter__()
+        clients.append(client)
+        return client, clock
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
