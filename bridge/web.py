@@ -164,7 +164,11 @@ class Bridge:
         response = HTMLResponse(
             page,
             status_code=status,
-            headers={"Cache-Control": "no-store", "Content-Security-Policy": self.csp},
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": self.csp,
+                "Content-Language": language,
+            },
         )
         chosen = request.query_params.get("lang")
         if chosen == language and request.cookies.get(LANG_COOKIE) != language:

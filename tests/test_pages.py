@@ -80,7 +80,9 @@ def test_the_text_direction_follows_the_language(language: str, direction: str) 
 
 
 def test_an_italian_browser_gets_the_page_in_italian(client: TestClient) -> None:
-    page = client.get("/", headers={"Accept-Language": "it-IT,it;q=0.9"}).text
+    answer = client.get("/", headers={"Accept-Language": "it-IT,it;q=0.9"})
+    assert answer.headers["content-language"] == "it"
+    page = answer.text
     assert '<html lang="it" dir="ltr">' in page
     assert heading(page) == "Accedi per chattare"
     assert ">Accedi con Acme SSO</a>" in page
