@@ -12,7 +12,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import certifi
 import httpx
@@ -151,13 +151,17 @@ class Bridge:
     ) -> HTMLResponse:
         """A page in the visitor's language; a ?lang= choice is remembered in a cookie."""
         language = self.language(request)
-        here = request.url.path if request.url.path in ("/", "/login") else "/"
+        # The language links reload this page, or go to the start from anywhere else.
+        here, keep = "/", {}
+        if request.url.path in ("/", "/login"):
+            here = request.url.path
+            keep = {k: v for k, v in request.query_params.items() if k == "next"}
         page = self.pages.render(
             language,
             template,
             {
                 "providers": self.providers.values(),
-                "lang_url": lambda code: f"{here}?lang={code}",
+                "lang_url": lambda code: f"{here}?{urlencode({**keep, 'lang': code})}",
                 **context,
             },
         )

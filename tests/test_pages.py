@@ -97,6 +97,13 @@ def test_an_explicit_choice_wins_over_the_browser_and_is_remembered(client: Test
     assert heading(later.text) == "Wählen Sie, wie Sie sich anmelden möchten"
 
 
+def test_the_language_links_keep_the_chooser_and_its_next_path(client: TestClient) -> None:
+    page = client.get("/login?next=/help", headers={"Accept-Language": "it"}).text
+    assert '<a href="/login?next=%2Fhelp&amp;lang=fr" lang="fr" hreflang="fr">Français</a>' in page
+    error = client.get("/nope").text
+    assert '<a href="/?lang=it" lang="it" hreflang="it">Italiano</a>' in error
+
+
 def test_a_language_outside_the_operators_list_falls_back_to_the_default(
     settings_data: dict[str, Any], idps: dict[str, FakeIdP]
 ) -> None:
