@@ -1,19 +1,91 @@
-"""The app for ``uvicorn bridge.asgi:app`` and for each worker of ``serve --workers N``."""
+"""The app for ``uvicorn bridge.asgi:app`` and for each worker of ``serve --workers N``.
+
+The development IdP keeps its codes and keys in one process, so a dev provider is refused
+here when this process is one of several workers, however the server was started.
+"""
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+import os
 import sys
+from pathlib import Path
+from typing import NoReturn
 
 from bridge.logs import setup_logging
 from bridge.settings import SettingsError, load_settings
 from bridge.web import create_app
 
+#: uvicorn and gunicorn stop (rather than respawn) a worker set whose worker exits with 3.
+EXIT_WORKER_BOOT_FAILURE = 3
+EXIT_USAGE = 2
+
+_WORKER_FLAGS = {
+    "uvicorn": ("--workers",),
+    "gunicorn": ("--workers", "-w"),
+    "tiledesk-bridge": ("--workers",),
+}
+
+
+def _flag_value(argv: list[str], flags: tuple[str, ...]) -> str | None:
+    """The last value given to one of ``flags`` (``--workers 2``, ``--workers=2``, ``-w2``)."""
+    found = None
+    for i, arg in enumerate(argv):
+        for flag in flags:
+            if arg == flag and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif arg.startswith(f"{flag}="):
+                found = arg.split("=", 1)[1]
+            elif len(flag) == 2 and arg.startswith(flag) and len(arg) > 2:
+                found = arg[2:]
+    return found
+
+
+def worker_count(argv: list[str], environ: dict[str, str] | os._Environ[str]) -> int:
+    """How many workers the server runs, as far as this worker can tell.
+
+    uvicorn's supervisor spawns workers with multiprocessing, which hands them the
+    parent's ``sys.argv``; gunicorn forks, so its workers keep it too. Both read
+    ``WEB_CONCURRENCY`` when no flag is given. A count from a gunicorn config file is
+    not visible here.
+    """
+    program = Path(argv[0]) if argv else Path()
+    if program.name == "__main__.py":  # python -m uvicorn
+        program = program.parent
+    flags = next((f for name, f in _WORKER_FLAGS.items() if program.name.startswith(name)), ())
+    value = _flag_value(argv[1:], flags) if flags else None
+    if value is None:
+        value = environ.get("WEB_CONCURRENCY")
+    try:
+        return max(int(value or 1), 1)
+    except ValueError:
+        return 1
+
+
+def _refuse(lines: list[str]) -> NoReturn:
+    for line in lines:
+        print(line, file=sys.stderr)
+    # A worker of a supervisor says "do not respawn me"; on its own, bad settings are 2.
+    in_worker = multiprocessing.parent_process() is not None or "gunicorn" in sys.modules
+    raise SystemExit(EXIT_WORKER_BOOT_FAILURE if in_worker else EXIT_USAGE)
+
+
 try:
     _settings = load_settings()
 except SettingsError as exc:
-    for line in exc.problems:
-        print(line, file=sys.stderr)
-    raise SystemExit(2) from None
+    _refuse([*exc.problems, *exc.warnings])
+
+_workers = worker_count(sys.argv, os.environ)
+if _settings.has_dev_provider and _workers > 1:
+    _refuse(
+        [
+            f"workers: the dev IdP keeps its codes and keys in one process, but this server "
+            f"runs {_workers} workers (--workers or WEB_CONCURRENCY): serve it with one worker"
+        ]
+    )
 
 setup_logging(_settings.server.log_format, _settings.server.log_level)
+for _warning in _settings.warnings:
+    logging.getLogger("bridge").warning("%s", _warning)
 app = create_app(_settings)

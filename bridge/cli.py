@@ -25,7 +25,7 @@ def _load(path: str | None) -> Settings:
     try:
         return load_settings(path)
     except SettingsError as exc:
-        for line in exc.problems:
+        for line in [*exc.problems, *exc.warnings]:
             print(line, file=sys.stderr)
         raise _Usage from None
 
@@ -45,6 +45,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     setup_logging(settings.server.log_format, settings.server.log_level)
+    if args.workers == 1:
+        # With several workers each one logs them as it loads bridge.asgi.
+        for warning in settings.warnings:
+            logging.getLogger("bridge").warning("%s", warning)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     # uvicorn's own proxy_headers stays off: the app honours forwarded headers only from
@@ -87,6 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     settings = _load(args.settings)
+    for warning in settings.warnings:
+        print(warning, file=sys.stderr)
     print(f"settings: ok ({len(settings.providers)} provider(s))")
     for name, provider in settings.providers.items():
         print(f"  {name}: preset {provider.preset}, issuer {settings.issuer(name)}")

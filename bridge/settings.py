@@ -6,11 +6,15 @@ each naming the key (``providers.acme.issuer: ...``).
 
 from __future__ import annotations
 
+import copy
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -20,6 +24,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -48,24 +53,46 @@ FORBIDDEN_AUTHORIZE_PARAMS = frozenset(
 )
 
 ClaimSpec = str | list[str]
+#: Rounds of "drop the faulty values, validate again" before the list of problems is final.
+_MAX_ROUNDS = 5
 V = TypeVar("V")
 
 
 class SettingsError(Exception):
     """A settings file that cannot be used; ``problems`` holds one line per fault."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], warnings: list[str] | None = None) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        #: Faults that do not stop start-up, reported along with the problems.
+        self.warnings = warnings or []
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _origin_of(url: str) -> str:
+    """``scheme://host[:port]`` spelled as a browser's ``Origin`` header spells it.
+
+    Lower case, IPv6 hosts in brackets and no default port: ``https://Chat.acme.com:443``
+    and ``https://chat.acme.com`` are one origin, and only the second reaches us in headers.
+    """
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"has a port that is not a number from 1 to 65535: {url!r}") from None
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = parts.scheme.lower()
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
 
 
 def _check_http_url(value: str, *, allow_path: bool = True) -> str:
@@ -101,6 +128,8 @@ def is_loopback_url(url: str) -> bool:
 
 class ServerSettings(_Model):
     public_url: str
+    #: Visitors really reach the bridge over plain http (a closed network without TLS).
+    allow_plain_http: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     allowed_origins: tuple[str, ...] = ()
@@ -113,7 +142,15 @@ class ServerSettings(_Model):
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
-        return _check_http_url(value).rstrip("/")
+        _check_http_url(value)
+        path = urlsplit(value).path
+        if path not in ("", "/"):
+            # The pages link from the site's root (/login, /auth, /static/...).
+            raise ValueError(
+                f"must be an origin without a path (found {path!r}): serve the bridge at its "
+                'own host or sub-domain, e.g. public_url = "https://chat.acme.com"'
+            )
+        return _origin_of(value)
 
     @field_validator("outbound_proxy")
     @classmethod
@@ -139,6 +176,19 @@ class ServerSettings(_Model):
                 raise ValueError("'*' is not allowed: list each origin that may call /auth")
             _check_http_url(origin, allow_path=False)
         return tuple(_origin_of(o) for o in value)
+
+    @model_validator(mode="after")
+    def _plain_http(self) -> ServerSettings:
+        """Plain http off loopback loses the cookie's ``Secure``: only on an explicit opt-out."""
+        if self.is_https or self.allow_plain_http or is_loopback_url(self.public_url):
+            return self
+        https = "https://" + self.public_url.removeprefix("http://")
+        raise ValueError(
+            f"public_url: plain http off loopback sends the session cookie without Secure: "
+            f'write the https URL visitors use, public_url = "{https}" (behind a '
+            "TLS-terminating proxy too, with the proxy in trusted_proxies), or set "
+            "allow_plain_http = true for a closed network without TLS"
+        )
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -294,13 +344,21 @@ class ProviderSettings(_Model):
 
     @model_validator(mode="after")
     def _preset(self) -> ProviderSettings:
-        if self.preset != "dev":
-            if not self.client_id:
-                raise ValueError("client_id: required")
-            if self.client_secret is None or not self.client_secret.get_secret_value():
-                raise ValueError('client_secret: required (use "env:NAME" or "file:/path")')
+        """Every parameter the preset needs, all reported at once (one line each)."""
+        if self.preset == "dev":
+            return self
+        problems = []
+        if not self.client_id:
+            problems.append("client_id: required")
+        if self.client_secret is None or not self.client_secret.get_secret_value():
+            problems.append('client_secret: required (use "env:NAME" or "file:/path")')
+        try:
             # Resolving here reports a missing preset parameter at load time.
             providers.resolve_issuer(self.preset, self._issuer_params())
+        except ValueError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def _issuer_params(self) -> providers.IssuerParams:
@@ -414,27 +472,42 @@ class Settings(_Model):
     tiledesk: TiledeskSettings
     providers: dict[str, ProviderSettings]
     pages: PagesSettings = Field(default_factory=PagesSettings)
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
+
+    # The cross-table checks are field validators reading the already validated
+    # [server] table, so a fault in an unrelated table does not hide them.
+
+    @field_validator("session")
+    @classmethod
+    def _session(cls, value: SessionSettings, info: ValidationInfo) -> SessionSettings:
+        server = info.data.get("server")
+        if server is not None and value.same_site == "none" and not server.is_https:
+            raise ValueError("same_site: 'none' needs an https public_url")
+        return value
 
     @field_validator("providers")
     @classmethod
-    def _providers(cls, value: dict[str, ProviderSettings]) -> dict[str, ProviderSettings]:
+    def _providers(
+        cls, value: dict[str, ProviderSettings], info: ValidationInfo
+    ) -> dict[str, ProviderSettings]:
         if not value:
             raise ValueError("configure at least one [providers.NAME] table")
         for name in value:
             if not PROVIDER_NAME.fullmatch(name):
                 raise ValueError(f"provider name {name!r} must match [a-z0-9-]{{1,32}}")
-        return value
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Settings:
-        if self.session.same_site == "none" and not self.server.is_https:
-            raise ValueError("session.same_site: 'none' needs an https public_url")
-        if self.has_dev_provider and not is_loopback_url(self.server.public_url):
+        server = info.data.get("server")
+        has_dev = any(p.preset == "dev" for p in value.values())
+        if server is not None and has_dev and not is_loopback_url(server.public_url):
             raise ValueError(
-                "providers: the dev preset signs in anyone and is refused unless "
+                "the dev preset signs in anyone and is refused unless "
                 "server.public_url is a loopback address (127.0.0.1, localhost)"
             )
-        return self
+        return value
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Faults that do not stop start-up (a secret written in the file), one line each."""
+        return self._warnings
 
     @property
     def has_dev_provider(self) -> bool:
@@ -509,41 +582,166 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def _format_errors(exc: ValidationError) -> list[str]:
-    lines = []
+def _model_at(keys: tuple[str, ...]) -> type[BaseModel] | None:
+    """The model of the table at these keys (``providers.acme`` -> ProviderSettings), if any."""
+    model: type[BaseModel] = Settings
+    rest = list(keys)
+    while rest:
+        field = model.model_fields.get(rest.pop(0))
+        if field is None:
+            return None
+        annotation = field.annotation
+        if typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+            if not rest:
+                return None
+            rest.pop(0)  # the table's own name, e.g. the provider's
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _closest_key(loc: tuple[str, ...]) -> str | None:
+    """The known key of the table holding the typo that is closest to it (difflib)."""
+    model = _model_at(loc[:-1])
+    known = list(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _format_errors(exc: ValidationError) -> Iterator[tuple[str, str, str | None]]:
+    """(key, message, suggested key) for each fault; a check may report several, one a line."""
     for err in exc.errors(include_url=False, include_input=False):
-        key = _location(tuple(err["loc"]))
+        loc = tuple(err["loc"])
+        key = _location(loc)
         message = err["msg"].removeprefix("Value error, ")
+        suggested = None
         if err["type"] == "extra_forbidden":
+            closest = _closest_key(tuple(str(item) for item in loc))
             message = "unknown key (check the spelling)"
+            if closest is not None:
+                message = f"unknown key; did you mean {closest}?"
+                parent = key.rpartition(".")[0]
+                suggested = f"{parent}.{closest}" if parent else closest
         elif err["type"] == "missing":
             message = "required"
-        # A cross-field check names its own sub-key: "client_id: required".
-        if ": " in message and re.fullmatch(r"[a-z_.]+", message.split(": ", 1)[0]):
-            sub, message = message.split(": ", 1)
-            if not key.endswith(sub):
-                key = f"{key}.{sub}" if key else sub
-        lines.append(f"{key or '(top level)'}: {message}")
-    return lines
+        for line in message.split("\n"):
+            sub_key = key
+            # A cross-field check names its own sub-key: "client_id: required".
+            if ": " in line and re.fullmatch(r"[a-z_.]+", line.split(": ", 1)[0]):
+                sub, line = line.split(": ", 1)
+                if not sub_key.endswith(sub):
+                    sub_key = f"{sub_key}.{sub}" if sub_key else sub
+            yield sub_key or "(top level)", line, suggested
+
+
+def _prune(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Drop the value a field error points at, so the next round checks what is left.
+
+    A table's own checks (a provider's preset parameters) name the table itself; those
+    stay, as dropping the table would only hide its other faults.
+    """
+    node: Any = data
+    parent: dict[str, Any] | None = None
+    path: list[str] = []
+    for item in loc:
+        if not (isinstance(item, str) and isinstance(node, dict) and item in node):
+            break
+        path.append(item)
+        parent, node = node, node[item]
+    if parent is None or _model_at(tuple(path)) is not None:
+        return False
+    del parent[path[-1]]
+    return True
 
 
 def parse_settings(data: Mapping[str, Any], base_dir: Path | None = None) -> Settings:
-    """Validate already-parsed TOML data; raises SettingsError with one line per problem."""
+    """Validate already-parsed TOML data; raises SettingsError with one line per problem.
+
+    Pydantic runs a table's own checks only when every field of it is valid, so one typo
+    would hide the rest. Each round drops the faulty values and validates again, until
+    nothing new appears: every problem is reported in one run.
+    """
     problems: list[str] = []
-    resolved = _resolve_secrets(dict(data), base_dir or Path.cwd(), "", problems)
-    try:
-        settings = Settings.model_validate(resolved, context={"base_dir": base_dir or Path.cwd()})
-    except ValidationError as exc:
-        problems.extend(p for p in _format_errors(exc) if not _is_secondary(p, problems))
-    if problems:
-        raise SettingsError(problems)
+    base = base_dir or Path.cwd()
+    resolved = _resolve_secrets(dict(data), base, "", problems)
+    reported = {line.split(": ", 1)[0] for line in problems}
+    suggested: set[str] = set()
+    settings: Settings | None = None
+    for _ in range(_MAX_ROUNDS):
+        try:
+            settings = Settings.model_validate(resolved, context={"base_dir": base})
+            break
+        except ValidationError as exc:
+            for key, message, suggestion in _format_errors(exc):
+                if key in reported or (key in suggested and message.startswith("required")):
+                    continue  # already said, or the consequence of a spelling fault
+                reported.add(key)
+                problems.append(f"{key}: {message}")
+                if suggestion is not None:
+                    suggested.add(suggestion)
+            resolved = copy.deepcopy(resolved)
+            pruned = [_prune(resolved, tuple(err["loc"])) for err in exc.errors()]
+            if not any(pruned):
+                break
+    if problems or settings is None:
+        raise SettingsError(problems, literal_secrets(data))
+    settings._warnings = tuple(literal_secrets(data))
     return settings
 
 
-def _is_secondary(line: str, problems: list[str]) -> bool:
-    """A secret that failed to resolve is reported once, not again as 'required'."""
-    key = line.split(": ", 1)[0]
-    return any(p.startswith(f"{key}: ") for p in problems)
+def _secret_fields(model: type[BaseModel], prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """Paths of the fields typed SecretStr (or lists of them), ``*`` standing for a table name."""
+    for name, field in model.model_fields.items():
+        path = (*prefix, name)
+        annotation = field.annotation
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) is dict and _is_model(args[1]):
+            yield from _secret_fields(args[1], (*path, "*"))
+        elif _is_model(annotation):
+            yield from _secret_fields(annotation, path)
+        elif SecretStr in _leaf_types(annotation):
+            yield path
+
+
+def _is_model(annotation: Any) -> typing.TypeGuard[type[BaseModel]]:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, list, tuple, set, frozenset):
+        return {t for arg in typing.get_args(annotation) for t in _leaf_types(arg)}
+    return {annotation}
+
+
+def _values_at(data: Any, path: tuple[str, ...], seen: str) -> Iterator[tuple[str, Any]]:
+    if not path:
+        yield seen, data
+        return
+    if not isinstance(data, dict):
+        return
+    head, rest = path[0], path[1:]
+    keys = list(data) if head == "*" else [head] if head in data else []
+    for key in keys:
+        yield from _values_at(data[key], rest, f"{seen}.{key}" if seen else key)
+
+
+def literal_secrets(data: Mapping[str, Any]) -> list[str]:
+    """A warning for each secret written in the file itself rather than ``env:``/``file:``."""
+    warnings = []
+    for path in _secret_fields(Settings, ()):
+        for key, value in _values_at(data, path, ""):
+            values = value if isinstance(value, list) else [value]
+            if any(
+                isinstance(v, str) and v and not v.startswith(("env:", "file:")) for v in values
+            ):
+                warnings.append(
+                    f"warning: {key}: a secret written in the settings file itself; write "
+                    '"env:NAME" to read it from the environment or "file:/path" from a file'
+                )
+    return warnings
 
 
 def default_settings_path() -> Path:

@@ -31,7 +31,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bridge import identity, sessions, tiledesk
-from bridge.devidp import create_dev_idp
 from bridge.errors import (
     ANY_PROVIDER,
     AccessDenied,
@@ -122,6 +121,9 @@ class Bridge:
             provider_transport = self.transport
             client_id = client_secret = None
             if conf.preset == "dev":
+                # Imported only here: production never loads the development IdP.
+                from bridge.devidp import create_dev_idp
+
                 # The demo IdP lives in this process: talk to it in-process, not over the socket.
                 client_id, client_secret = conf.client_id or "bridge-dev", secrets.token_urlsafe(32)
                 self.dev_idp = create_dev_idp(
@@ -155,7 +157,8 @@ class Bridge:
         here, keep = "/", {}
         if request.url.path in ("/", "/login"):
             here = request.url.path
-            keep = {k: v for k, v in request.query_params.items() if k == "next"}
+            next_path = safe_next(request.query_params.get("next"))
+            keep = {"next": next_path} if next_path != "/" else {}
         page = self.pages.render(
             language,
             template,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +22,17 @@ from tests.conftest import PROJECT_ID, SESSION_SECRET, TILEDESK_SECRET
 from tests.idp import FakeIdP
 
 AUDIENCE = f"https://tiledesk.com/projects/{PROJECT_ID}"
+REPO = Path(__file__).resolve().parent.parent
+SECRET_WARNING = (
+    "warning: session.secret: a secret written in the settings file itself; write "
+    '"env:NAME" to read it from the environment or "file:/path" from a file'
+)
 SETTINGS = f"""
 [server]
 public_url = "https://chat.acme.test"
 
 [session]
-secret = "{SESSION_SECRET}"
+secret = "env:TEST_SESSION_SECRET"
 
 [tiledesk]
 project_id = "{PROJECT_ID}"
@@ -57,6 +66,7 @@ CLAIMS = {
 def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "tiledesk_secret").write_text(TILEDESK_SECRET + "\n")
     monkeypatch.setenv("ACME_CLIENT_SECRET", FakeIdP(issuer="x").client_secret)
+    monkeypatch.setenv("TEST_SESSION_SECRET", SESSION_SECRET)
     path = tmp_path / "settings.toml"
     path.write_text(SETTINGS)
     return path
@@ -140,6 +150,122 @@ def test_check_lists_every_problem_one_line_each(
         "providers.acme.leeway: Input should be a valid integer, unable to parse string as an "
         "integer",
     ]
+
+
+def test_check_warns_of_a_secret_written_in_the_file_and_still_passes(
+    settings_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = settings_file.read_text()
+    settings_file.write_text(text.replace('"env:TEST_SESSION_SECRET"', f'"{SESSION_SECRET}"'))
+    status, out, err = run(capsys, "check", "--settings", str(settings_file))
+    assert status == 0
+    assert err.splitlines() == [SECRET_WARNING]
+    assert SESSION_SECRET not in err + out
+    assert "settings: ok (1 provider(s))" in out
+
+
+def test_check_lists_the_secret_warning_after_the_problems(
+    settings_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = settings_file.read_text().replace('"env:TEST_SESSION_SECRET"', f'"{SESSION_SECRET}"')
+    settings_file.write_text(text.replace('client_id = "bridge-client"', 'clent_id = "x"'))
+    status, _, err = run(capsys, "check", "--settings", str(settings_file))
+    assert status == 2
+    assert err.splitlines() == [
+        "providers.acme.clent_id: unknown key; did you mean client_id?",
+        SECRET_WARNING,
+    ]
+
+
+def test_serve_logs_the_secret_warning_once_at_start(
+    settings_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: None)
+    monkeypatch.setattr("bridge.logs.setup_logging", lambda *a, **kw: None)
+    text = settings_file.read_text()
+    settings_file.write_text(text.replace('"env:TEST_SESSION_SECRET"', f'"{SESSION_SECRET}"'))
+    with caplog.at_level(logging.WARNING, logger="bridge"):
+        assert run(capsys, "serve", "--settings", str(settings_file))[0] == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        SECRET_WARNING
+    ]
+
+
+def test_the_readme_mint_example_runs_against_the_shipped_settings(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    # The runnable example is the one line that starts with the command itself.
+    (command,) = [
+        line for line in readme.splitlines() if line.startswith(".venv/bin/tiledesk-bridge mint ")
+    ]
+    argv = shlex.split(command)
+    assert argv[0] == ".venv/bin/tiledesk-bridge"
+    (tmp_path / ".secrets").mkdir()
+    (tmp_path / ".secrets" / "session_secret").write_text("s" * 48 + "\n")
+    (tmp_path / ".secrets" / "tiledesk_secret").write_text(TILEDESK_SECRET + "\n")
+    (tmp_path / "settings.toml").write_text((REPO / "settings.toml").read_text())
+    script = Path(sys.executable).parent / "tiledesk-bridge"
+    env = {k: v for k, v in os.environ.items() if k != "BRIDGE_SETTINGS"}
+    result = subprocess.run(
+        [str(script), *argv[1:]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "access: allowed" in result.stdout
+    assert "\ntoken:\nJWT " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("public_url", "expected"),
+    [
+        (
+            "https://acme.test/chat",
+            "server.public_url: must be an origin without a path (found '/chat'): serve the "
+            'bridge at its own host or sub-domain, e.g. public_url = "https://chat.acme.com"',
+        ),
+        (
+            "http://chat.acme.test",
+            "server.public_url: plain http off loopback sends the session cookie without "
+            'Secure: write the https URL visitors use, public_url = "https://chat.acme.test" '
+            "(behind a TLS-terminating proxy too, with the proxy in trusted_proxies), or set "
+            "allow_plain_http = true for a closed network without TLS",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_check_and_serve_refuse_a_public_url_the_pages_cannot_use(
+    settings_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    public_url: str,
+    expected: str,
+) -> None:
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: pytest.fail("must not serve"))
+    text = settings_file.read_text()
+    settings_file.write_text(text.replace('"https://chat.acme.test"', f'"{public_url}"'))
+    status, _, err = run(capsys, command, "--settings", str(settings_file))
+    assert status == 2
+    assert err.splitlines() == [expected]
+
+
+def test_check_accepts_the_default_port_as_the_same_site(
+    settings_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = settings_file.read_text()
+    settings_file.write_text(
+        text.replace('"https://chat.acme.test"', '"https://Chat.Acme.test:443"')
+    )
+    status, out, _ = run(capsys, "check", "--settings", str(settings_file))
+    assert status == 0
+    assert "redirect URI to register at the IdP: https://chat.acme.test/callback/acme" in out
 
 
 def test_check_of_a_missing_file_exits_2(

@@ -422,9 +422,10 @@ def test_check_names_each_bad_pages_key_on_its_own_line(
 ) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "base.html").write_text("{% block main %}\n{{ oops }\n")
+    (tmp_path / ".secrets").mkdir()
+    (tmp_path / ".secrets" / "session_secret").write_text(SESSION_SECRET)
+    (tmp_path / ".secrets" / "tiledesk_secret").write_text(TILEDESK_SECRET)
     settings = (REPO / "settings.toml").read_text()
-    settings = settings.replace('"file:.secrets/session_secret"', f'"{SESSION_SECRET}"')
-    settings = settings.replace('"file:.secrets/tiledesk_secret"', f'"{TILEDESK_SECRET}"')
     settings += '\n[pages]\ntemplates_dir = "mine"\naccent = "green"\n'
     (tmp_path / "settings.toml").write_text(settings)
     status = cli.main(["check", "--settings", str(tmp_path / "settings.toml")])

@@ -7,9 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, SecretStr
 
-from bridge.settings import SettingsError, load_settings, parse_settings
-from tests.conftest import base_settings
+from bridge.settings import (
+    Settings,
+    SettingsError,
+    _secret_fields,
+    literal_secrets,
+    load_settings,
+    parse_settings,
+)
+from tests.conftest import SESSION_SECRET, base_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -166,3 +174,169 @@ def test_repo_settings_file_runs_the_demo(tmp_path: Path, monkeypatch: pytest.Mo
     settings = load_settings(tmp_path / "settings.toml")
     assert settings.has_dev_provider
     assert settings.server.public_url == "http://127.0.0.1:8000"
+
+
+# --- public_url and allowed_origins: one spelling of each origin -------------------
+
+
+def test_public_url_drops_the_default_port_and_lower_cases_scheme_and_host() -> None:
+    data = with_change("server.public_url", "HTTPS://Chat.Acme.COM:443/")
+    data["server"]["allowed_origins"] = ["https://Shop.acme.com:443", "http://intranet.acme:8080"]
+    server = parse_settings(data).server
+    assert server.public_url == "https://chat.acme.com"
+    assert server.origin == "https://chat.acme.com"
+    assert server.allowed_origins == ("https://shop.acme.com", "http://intranet.acme:8080")
+    loopback = parse_settings(with_change("server.public_url", "http://127.0.0.1:80")).server
+    assert loopback.public_url == "http://127.0.0.1"
+
+
+def test_public_url_with_a_path_is_refused_saying_what_to_write() -> None:
+    assert problems(with_change("server.public_url", "https://acme.com/chat")) == [
+        "server.public_url: must be an origin without a path (found '/chat'): serve the "
+        'bridge at its own host or sub-domain, e.g. public_url = "https://chat.acme.com"'
+    ]
+
+
+def test_plain_http_off_loopback_is_refused_saying_what_to_write() -> None:
+    assert problems(with_change("server.public_url", "http://chat.acme.com")) == [
+        "server.public_url: plain http off loopback sends the session cookie without Secure: "
+        'write the https URL visitors use, public_url = "https://chat.acme.com" (behind a '
+        "TLS-terminating proxy too, with the proxy in trusted_proxies), or set "
+        "allow_plain_http = true for a closed network without TLS"
+    ]
+
+
+def test_allow_plain_http_accepts_a_closed_network_without_secure_cookies() -> None:
+    data = with_change("server.public_url", "http://chat.acme.internal")
+    data["server"]["allow_plain_http"] = True
+    settings = parse_settings(data)
+    assert settings.server.public_url == "http://chat.acme.internal"
+    assert settings.https_only is False
+
+
+def test_plain_http_is_reported_along_with_the_other_server_faults() -> None:
+    data = with_change("server.public_url", "http://chat.acme.com")
+    data["server"]["port"] = "eighty"
+    lines = problems(data)
+    assert [line.split(": ", 1)[0] for line in lines] == ["server.port", "server.public_url"]
+
+
+# --- every problem in one run -------------------------------------------------------
+
+
+def test_a_misspelled_key_hides_no_other_problem_and_gets_a_suggestion() -> None:
+    data = base_settings()
+    acme = data["providers"]["acme"]
+    acme["clent_id"] = acme.pop("client_id")
+    del acme["realm"]
+    data["providers"]["generic"]["issuer"] = "not-a-url"
+    data["session"]["max_age"] = 5
+    data["sever"] = {}
+    assert problems(data) == [
+        "session.max_age: Input should be greater than or equal to 60",
+        "providers.acme.clent_id: unknown key; did you mean client_id?",
+        "providers.generic.issuer: must be an http(s) URL without query or fragment, "
+        "got 'not-a-url'",
+        "sever: unknown key; did you mean server?",
+        "providers.acme.realm: required for the keycloak preset (the realm's name)",
+    ]
+
+
+def test_a_misspelled_secret_key_is_not_also_reported_as_missing() -> None:
+    data = base_settings()
+    acme = data["providers"]["acme"]
+    acme["client_secrt"] = acme.pop("client_secret")
+    assert problems(data) == [
+        "providers.acme.client_secrt: unknown key; did you mean client_secret?"
+    ]
+
+
+def test_a_provider_reports_every_missing_preset_parameter_at_once() -> None:
+    data = base_settings()
+    data["providers"]["acme"] = {"preset": "keycloak", "base_url": "https://sso.acme.test"}
+    assert problems(data) == [
+        "providers.acme.client_id: required",
+        'providers.acme.client_secret: required (use "env:NAME" or "file:/path")',
+        "providers.acme.realm: required for the keycloak preset (the realm's name)",
+    ]
+
+
+def test_an_unknown_key_far_from_any_known_one_asks_to_check_the_spelling() -> None:
+    assert problems(with_change("server.colour", "blue")) == [
+        "server.colour: unknown key (check the spelling)"
+    ]
+
+
+def test_the_dev_preset_off_loopback_is_reported_despite_other_faults() -> None:
+    data = with_change("server.public_url", "https://chat.acme.com")
+    data["providers"]["dev"] = {"preset": "dev"}
+    data["tiledesk"]["token_ttl"] = -5
+    assert problems(data) == [
+        "tiledesk.token_ttl: Input should be greater than or equal to 60",
+        "providers: the dev preset signs in anyone and is refused unless server.public_url "
+        "is a loopback address (127.0.0.1, localhost)",
+    ]
+
+
+# --- secrets written in the file ----------------------------------------------------
+
+
+def _warning(key: str) -> str:
+    return (
+        f"warning: {key}: a secret written in the settings file itself; write "
+        '"env:NAME" to read it from the environment or "file:/path" from a file'
+    )
+
+
+def test_secrets_written_in_the_file_are_warnings_naming_each_key() -> None:
+    settings = parse_settings(base_settings())
+    assert settings.warnings == (
+        _warning("session.secret"),
+        _warning("tiledesk.secret"),
+        _warning("providers.acme.client_secret"),
+        _warning("providers.google.client_secret"),
+        _warning("providers.generic.client_secret"),
+    )
+    assert not any(SESSION_SECRET in line for line in settings.warnings)
+
+
+def test_env_and_file_secrets_raise_no_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "tiledesk").write_text("from-a-file\n")
+    monkeypatch.setenv("TEST_SESSION_SECRET", "x" * 40)
+    monkeypatch.setenv("TEST_CLIENT_SECRET", "c" * 40)
+    data = base_settings()
+    data["session"]["secret"] = "env:TEST_SESSION_SECRET"
+    data["tiledesk"]["secret"] = "file:tiledesk"
+    for provider in data["providers"].values():
+        provider["client_secret"] = "env:TEST_CLIENT_SECRET"
+    assert parse_settings(data, tmp_path).warnings == ()
+
+
+def test_the_secret_keys_come_from_the_model_lists_of_secrets_included() -> None:
+    class Rotating(BaseModel):
+        secret: SecretStr
+        previous_secrets: tuple[SecretStr, ...] = ()
+        name: str = ""
+
+    assert list(_secret_fields(Rotating, ("session",))) == [
+        ("session", "secret"),
+        ("session", "previous_secrets"),
+    ]
+    assert set(_secret_fields(Settings, ())) >= {
+        ("session", "secret"),
+        ("tiledesk", "secret"),
+        ("providers", "*", "client_secret"),
+    }
+
+
+def test_a_literal_secret_in_a_list_warns_once_for_the_list() -> None:
+    warnings = literal_secrets({"providers": {"a": {"client_secret": "x"}}})
+    assert warnings == [_warning("providers.a.client_secret")]
+
+
+def test_bad_settings_carry_the_secret_warnings_too() -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(with_change("session.max_age", 5))
+    assert _warning("session.secret") in caught.value.warnings
