@@ -13,7 +13,7 @@ LOWEST := .venv-lowest
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: run test install install-test secrets lint typecheck unit e2e-deps bench clean \
-	lock lock-upgrade test-lowest
+	lock lock-upgrade test-lowest messages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,17 @@ unit: install-test e2e-deps
 
 test: install-test secrets e2e-deps lint typecheck unit
 
+# The visitor-facing strings: extract them, then merge them into each language's catalogue
+# (locales/<lang>.po, compiled in memory when the bridge starts). Translate what is new.
+LANGUAGES := it es fr de pt
+messages: install
+	$(BIN)/pybabel extract --mapping babel.cfg --add-location file --sort-by-file --no-wrap \
+		--project tiledesk-sso-bridge --omit-header --output locales/messages.pot .
+	for lang in $(LANGUAGES); do \
+		test -f locales/$$lang.po || $(BIN)/pybabel init --no-wrap -i locales/messages.pot -l $$lang -o locales/$$lang.po; \
+		$(BIN)/pybabel update --no-wrap -i locales/messages.pot -l $$lang -o locales/$$lang.po; \
+	done
+
 E2E_OP := tests/e2e/op
 
 # The OpenID Provider for the browser tests: reinstalled only when its lock changes.
@@ -66,7 +77,14 @@ $(E2E_OP)/node_modules/.stamp: $(E2E_OP)/package-lock.json
 	cd $(E2E_OP) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
-e2e-deps: $(E2E_OP)/node_modules/.stamp
+E2E_AXE := tests/e2e/axe
+
+# axe-core, the accessibility checker the browser suite injects into each page.
+$(E2E_AXE)/node_modules/.stamp: $(E2E_AXE)/package-lock.json
+	cd $(E2E_AXE) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+e2e-deps: $(E2E_OP)/node_modules/.stamp $(E2E_AXE)/node_modules/.stamp
 
 $(UV): | $(BIN)/python
 	$(BIN)/pip install --quiet uv==$(UV_VERSION)

@@ -15,16 +15,15 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from bridge.pages import STATIC_DIR
 from bridge.settings import Settings
 
-STATIC_DIR = Path(__file__).parent / "static"
 #: It rides in the session cookie with its flow (several may run at once): keep it short.
 MAX_RETURN_TO = 512
 #: How long a sign-in's result waits for the site's script, and a logout's way back.

@@ -42,7 +42,7 @@ PRESETS: dict[str, Preset] = {
     "okta": Preset("Okta"),
     "auth0": Preset("Auth0"),
     "generic": Preset("Single sign-on"),
-    "dev": Preset("Development sign-in"),
+    "dev": Preset("Development identity provider"),
 }
 
 

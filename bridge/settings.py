@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from bridge import providers
+from bridge import pages, providers
 
 PROVIDER_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
 RESERVED_WIDGET_KEYS = frozenset({"projectid", "autoStart", "jwtAuthToken"})
@@ -464,12 +464,107 @@ class ProviderSettings(_Model):
         )
 
 
+COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+LOGO_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".webp", ".gif"}
+
+
+def _relative_path(value: str, info: ValidationInfo) -> Path:
+    """A path in the settings file is relative to that file."""
+    path = Path(value).expanduser()
+    base = (info.context or {}).get("base_dir")
+    return path if path.is_absolute() or base is None else Path(base) / path
+
+
+class PagesSettings(_Model):
+    """[pages]: the operator's templates, the visitors' languages, and the branding."""
+
+    templates_dir: Path | None = None
+    languages: tuple[str, ...] = Field(default_factory=pages.shipped_languages)
+    default_language: str = "en"
+    title: str | None = Field(default=None, min_length=1, max_length=80)
+    logo: str | None = None
+    accent: str | None = None
+    footer: str | None = Field(default=None, min_length=1, max_length=300)
+    support_url: str | None = None
+
+    @field_validator("templates_dir", mode="before")
+    @classmethod
+    def _templates_dir(cls, value: Any, info: ValidationInfo) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError("must be a directory path")
+        path = _relative_path(value, info)
+        if not path.is_dir():
+            raise ValueError(f"{path} is not a directory")
+        problems = pages.template_problems(path)
+        if problems:
+            raise ValueError(f"a template does not parse: {problems[0]}")
+        return path
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        shipped = pages.shipped_languages()
+        if not value:
+            raise ValueError(f"list at least one language ({', '.join(shipped)})")
+        for language in value:
+            if language not in shipped:
+                raise ValueError(
+                    f"no catalogue for {language!r}; the bridge speaks {', '.join(shipped)}"
+                )
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("logo", mode="before")
+    @classmethod
+    def _logo(cls, value: Any, info: ValidationInfo) -> str:
+        if not isinstance(value, str) or not value:
+            raise ValueError("must be an https URL or the path of an image file")
+        if urlsplit(value).scheme in ("http", "https"):
+            return _check_http_url(value)
+        path = _relative_path(value, info)
+        if path.suffix.lower() not in LOGO_SUFFIXES:
+            raise ValueError(f"must be an image ({', '.join(sorted(LOGO_SUFFIXES))}): {path}")
+        if not path.is_file():
+            raise ValueError(f"{path} is not a file")
+        return str(path)
+
+    @field_validator("accent")
+    @classmethod
+    def _accent(cls, value: str | None) -> str | None:
+        if value is not None and not COLOUR.fullmatch(value):
+            raise ValueError(f"must be a colour like '#1f5fd1' (#rgb or #rrggbb), got {value!r}")
+        return value
+
+    @field_validator("support_url")
+    @classmethod
+    def _support_url(cls, value: str | None) -> str | None:
+        if value is None or (value.startswith("mailto:") and "@" in value):
+            return value
+        return _check_http_url(value)
+
+    @model_validator(mode="after")
+    def _default_language(self) -> PagesSettings:
+        if self.default_language not in self.languages:
+            raise ValueError(
+                f"default_language: {self.default_language!r} is not in languages "
+                f"({', '.join(self.languages)})"
+            )
+        return self
+
+    @property
+    def logo_file(self) -> Path | None:
+        if self.logo is None or urlsplit(self.logo).scheme in ("http", "https"):
+            return None
+        return Path(self.logo)
+
+
 class Settings(_Model):
     server: ServerSettings
     session: SessionSettings
     tiledesk: TiledeskSettings
     providers: dict[str, ProviderSettings]
     sites: dict[str, SiteSettings] = Field(default_factory=dict)
+    pages: PagesSettings = Field(default_factory=PagesSettings)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
 
     # The cross-table checks are field validators reading the already validated
@@ -723,13 +818,14 @@ def parse_settings(data: Mapping[str, Any], base_dir: Path | None = None) -> Set
     nothing new appears: every problem is reported in one run.
     """
     problems: list[str] = []
-    resolved = _resolve_secrets(dict(data), base_dir or Path.cwd(), "", problems)
+    base = base_dir or Path.cwd()
+    resolved = _resolve_secrets(dict(data), base, "", problems)
     reported = {line.split(": ", 1)[0] for line in problems}
     suggested: set[str] = set()
     settings: Settings | None = None
     for _ in range(_MAX_ROUNDS):
         try:
-            settings = Settings.model_validate(resolved)
+            settings = Settings.model_validate(resolved, context={"base_dir": base})
             break
         except ValidationError as exc:
             for key, message, suggestion in _format_errors(exc):

@@ -12,24 +12,29 @@ import secrets
 import ssl
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import certifi
 import httpx
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bridge import embed, identity, logout_token, outbound, sessions, tiledesk
 from bridge.embed import SiteReturn
 from bridge.errors import (
+    ANY_PROVIDER,
     AccessDenied,
     BridgeError,
     CrossSiteRefused,
@@ -38,17 +43,20 @@ from bridge.errors import (
     IdpTimeout,
     IdTokenInvalid,
     InvalidRequest,
+    MethodNotAllowed,
     MissingCode,
     NotFound,
     NotSignedIn,
     StateMismatch,
+    _,
 )
 from bridge.handles import HandleStore, MemoryHandleStore, looks_like_handle
 from bridge.identity import TiledeskUser
 from bridge.logout_token import LogoutTokenInvalid
 from bridge.metrics import CONTENT_TYPE_LATEST, OTHER, Metrics
-from bridge.middleware import EdgeMiddleware
+from bridge.middleware import DEFAULT_CSP, EdgeMiddleware
 from bridge.oidc import Provider
+from bridge.pages import LANG_COOKIE, STATIC_DIR, TEMPLATES_DIR, Branding, Pages
 from bridge.redis_client import RedisClient, StoreStatus
 from bridge.redis_sessions import RedisSessionStore
 from bridge.revocations import (
@@ -63,9 +71,6 @@ from bridge.settings import Settings
 from bridge.spent import MemorySpent, RedisSpent, Spent
 
 log = logging.getLogger("bridge.web")
-PACKAGE_DIR = Path(__file__).parent
-TEMPLATES_DIR = PACKAGE_DIR / "templates"
-STATIC_DIR = PACKAGE_DIR / "static"
 MAX_PARAM = 4096
 DEV_IDP_PATH = "/dev-idp"
 MAX_NEXT = 512
@@ -73,6 +78,12 @@ MAX_CALLBACK_PARAMS = 20
 MAX_AUTH_BODY = 1024
 #: A logout token is a few hundred bytes; a body far larger is not one.
 MAX_LOGOUT_BODY = 16 * 1024
+#: Set by POST /logout, read once by GET /: the IdP sends the visitor back to <public_url>/.
+SIGNED_OUT_COOKIE = "bridge_signed_out"
+SIGNED_OUT_MAX_AGE = 300
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+#: How long the page waits for the widget script before saying the chat could not load.
+CHAT_TIMEOUT_MS = 20_000
 
 
 @functools.cache
@@ -131,11 +142,30 @@ class Bridge:
             self.session_store = RevocationCheckingStore(cookies, self.revocations)
         #: One-time handles for sites' sign-ins and their way back after logout.
         self.handles: HandleStore = MemoryHandleStore()
-        self.templates = Environment(
-            loader=FileSystemLoader(TEMPLATES_DIR),
-            autoescape=select_autoescape(),
-            auto_reload=False,
+        page_conf = settings.pages
+        self.logo_file = page_conf.logo_file
+        logo_url = page_conf.logo
+        if self.logo_file is not None:
+            logo_url = f"/brand/logo{self.logo_file.suffix.lower()}"
+        self.branding = Branding(
+            title=page_conf.title,
+            logo_url=logo_url,
+            footer=page_conf.footer,
+            support_url=page_conf.support_url,
+            accent=page_conf.accent,
         )
+        self.pages = Pages(
+            languages=page_conf.languages,
+            default_language=page_conf.default_language,
+            templates_dir=page_conf.templates_dir,
+            branding=self.branding,
+        )
+        self.csp = DEFAULT_CSP
+        if logo_url and self.logo_file is None:
+            logo_origin = "{0.scheme}://{0.netloc}".format(urlsplit(logo_url))
+            self.csp = DEFAULT_CSP.replace(
+                "img-src 'self' data:", f"img-src 'self' data: {logo_origin}"
+            )
         self.dev_idp: Starlette | None = None
         self.providers: dict[str, Provider] = {}
         for name, conf in settings.providers.items():
@@ -169,10 +199,63 @@ class Bridge:
                 client_secret=client_secret,
             )
 
-    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-        context.setdefault("providers", self.providers.values())
-        page = self.templates.get_template(template).render(**context)
-        return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+    def render(
+        self, request: Request, template: str, status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        """A page in the visitor's language; a ?lang= choice is remembered in a cookie."""
+        language = self.language(request)
+        # The language links reload this page, or go to the start from anywhere else.
+        here, keep = "/", {}
+        if request.url.path in ("/", "/login"):
+            here = request.url.path
+            next_path = safe_next(request.query_params.get("next"))
+            keep = {"next": next_path} if next_path != "/" else {}
+        page = self.pages.render(
+            language,
+            template,
+            {
+                "providers": self.providers.values(),
+                "lang_url": lambda code: f"{here}?{urlencode({**keep, 'lang': code})}",
+                **context,
+            },
+        )
+        response = HTMLResponse(
+            page,
+            status_code=status,
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": self.csp,
+                "Content-Language": language,
+            },
+        )
+        chosen = request.query_params.get("lang")
+        if chosen == language and request.cookies.get(LANG_COOKIE) != language:
+            response.set_cookie(
+                LANG_COOKIE,
+                language,
+                max_age=LANG_COOKIE_MAX_AGE,
+                httponly=True,
+                secure=self.settings.https_only,
+                samesite="lax",
+            )
+        return response
+
+    def language(self, request: Request) -> str:
+        chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+        return self.pages.negotiate(request.headers.get("accept-language"), chosen)
+
+    def gettext(self, request: Request, message: str, provider: Provider | None = None) -> str:
+        """A visitor-facing string from Python code, with {provider} named for the visitor."""
+        text = self.pages.gettext(self.language(request), message)
+        if "{provider}" in text:
+            name = (
+                provider.display_name
+                if provider
+                else self.pages.gettext(self.language(request), ANY_PROVIDER)
+            )
+            text = text.replace("{provider}", name)
+            text = text[:1].upper() + text[1:]
+        return text
 
     def provider(self, name: str) -> Provider:
         provider = self.providers.get(name)
@@ -290,23 +373,47 @@ async def index(request: Request) -> Response:
     provider = bridge.providers.get(str(request.session.get("p", "")))
     # The demo shows the token it handed over; a real IdP's users never see it.
     show_token = user is not None and provider is not None and provider.settings.preset == "dev"
+    language = bridge.language(request)
     widget_settings = {
+        "lang": language,  # unless the operator set the widget's language
         **settings.tiledesk.widget,
         "projectid": settings.tiledesk.project_id,
         "autoStart": False,
     }
+    text = functools.partial(bridge.gettext, request)
     config = {
         "signedIn": user is not None,
         "authUrl": "/auth",
         "widgetUrl": settings.tiledesk.widget_url,
         "tiledeskSettings": widget_settings,
+        "chatTimeoutMs": CHAT_TIMEOUT_MS,
+        "messages": {
+            "connecting": text(_("Connecting the chat…")),
+            "connected": text(_("Chat connected.")),
+            "sessionEnded": text(_("Your session has ended. Please sign in again.")),
+            "signInFailed": text(
+                _("The chat could not sign you in. Reload the page to try again.")
+            ),
+            "notLoaded": text(
+                _(
+                    "The chat could not load. An ad blocker, a browser extension or a "
+                    "company firewall may be blocking it: allow this site, or try another "
+                    "network, then reload the page."
+                )
+            ),
+        },
     }
+    signed_out = None if user else _signed_out_notice(request, bridge)
     response = bridge.render(
+        request,
         "index.html",
         user=user,
         show_token=show_token,
+        signed_out=signed_out,
         config_json=json.dumps(config).replace("</", "<\\/"),
     )
+    if SIGNED_OUT_COOKIE in request.cookies:
+        response.delete_cookie(SIGNED_OUT_COOKIE, httponly=True, samesite="lax")
     # The widget builds its iframe from inline markup, so this page cannot forbid scripts.
     response.headers["Content-Security-Policy"] = (
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -327,6 +434,15 @@ async def _after_site_logout(request: Request, bridge: Bridge) -> Response | Non
     return RedirectResponse(page[1], status_code=303, headers={"Cache-Control": "no-store"})
 
 
+def _signed_out_notice(request: Request, bridge: Bridge) -> dict[str, Any] | None:
+    """What POST /logout left for this page: which provider, and whether its session ended."""
+    name, _sep, ended = request.cookies.get(SIGNED_OUT_COOKIE, "").partition(":")
+    provider = bridge.providers.get(name)
+    if provider is None or ended not in ("0", "1"):
+        return None
+    return {"provider": provider.display_name, "idp_ended": ended == "1"}
+
+
 async def chooser(request: Request) -> Response:
     bridge = _bridge(request)
     next_path = safe_next(request.query_params.get("next"))
@@ -337,6 +453,7 @@ async def chooser(request: Request) -> Response:
     if len(names) == 1:
         return RedirectResponse(_login_path(names[0], next_path, site), status_code=303)
     return bridge.render(
+        request,
         "chooser.html",
         next=next_path,
         providers=[bridge.providers[name] for name in names],
@@ -598,7 +715,18 @@ async def logout(request: Request) -> Response:
         target = end_session
     elif page is not None:
         target = page[1]
-    return RedirectResponse(target, status_code=303, headers=headers)
+    response = RedirectResponse(target, status_code=303, headers=headers)
+    if provider is not None:
+        # Read once by GET /, where the IdP sends the visitor back: "You are signed out".
+        response.set_cookie(
+            SIGNED_OUT_COOKIE,
+            f"{provider.name}:{int(end_session is not None)}",
+            max_age=SIGNED_OUT_MAX_AGE,
+            httponly=True,
+            secure=bridge.settings.https_only,
+            samesite="lax",
+        )
+    return response
 
 
 async def site_logout(request: Request) -> Response:
@@ -614,6 +742,7 @@ async def site_logout(request: Request) -> Response:
     if user is None:
         return RedirectResponse(page[1], status_code=303, headers={"Cache-Control": "no-store"})
     response = bridge.render(
+        request,
         "site_logout.html",
         user=user,
         site=page[0],
@@ -731,6 +860,17 @@ async def metrics(request: Request) -> Response:
     return Response(_bridge(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
+async def brand_css(request: Request) -> Response:
+    css = _bridge(request).branding.stylesheet()
+    return Response(css, media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+
+async def brand_logo(request: Request) -> Response:
+    logo = _bridge(request).logo_file
+    assert logo is not None
+    return FileResponse(logo, headers={"Cache-Control": "max-age=300"})
+
+
 # --- errors ------------------------------------------------------------------------
 
 
@@ -756,18 +896,31 @@ async def bridge_error(request: Request, exc: Exception) -> Response:
         return JSONResponse(
             {"error": exc.code}, status_code=exc.status, headers={"Cache-Control": "no-store"}
         )
-    return bridge.render("error.html", status=exc.status, code=exc.code, message=exc.public)
+    provider = bridge.providers.get(str(request.path_params.get("provider", "")))
+    retry_url = f"/login/{provider.name}" if provider and exc.retry else None
+    return bridge.render(
+        request,
+        "error.html",
+        status=exc.status,
+        code=exc.code,
+        title=bridge.gettext(request, exc.title, provider),
+        message=bridge.gettext(request, exc.public, provider),
+        idp_text=getattr(exc, "idp_text", None),
+        retry_url=retry_url,
+    )
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
-    error = BridgeError(f"HTTP {exc.status_code} on {request.method} {request.url.path[:100]}")
-    error.code, error.status = code, exc.status_code
-    error.public = {
-        404: "There is no page here.",
-        405: "This page does not accept that kind of request.",
-    }.get(exc.status_code, "The request was not understood.")
+    detail = f"HTTP {exc.status_code} on {request.method} {request.url.path[:100]}"
+    error: BridgeError
+    if exc.status_code == 404:
+        error = NotFound(detail)
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(detail)
+    else:
+        error = InvalidRequest(detail)
+        error.status = exc.status_code
     response = await bridge_error(request, error)
     if exc.headers:
         response.headers.update(exc.headers)
@@ -798,7 +951,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 
 def _bridge_error_in(exc: BaseException) -> BridgeError | None:
     seen: BaseException | None = exc
-    for _ in range(3):
+    for _attempt in range(3):
         if seen is None or isinstance(seen, BridgeError):
             return seen
         seen = seen.__cause__
@@ -826,6 +979,10 @@ def _routes(bridge: Bridge) -> list[BaseRoute]:
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
+    if bridge.branding.accent:
+        routes.append(Route("/brand.css", brand_css, methods=["GET"]))
+    if bridge.logo_file is not None:
+        routes.append(Route(f"/brand/logo{bridge.logo_file.suffix.lower()}", brand_logo))
     if bridge.dev_idp is not None:
         routes.append(Mount(DEV_IDP_PATH, app=bridge.dev_idp))
     return routes

@@ -102,6 +102,7 @@ def test_widget_settings_pass_through(
             re.search(r'id="bridge-config">(.*?)</script>', client.get("/").text, re.S).group(1)
         )  # type: ignore[union-attr]
     assert config["tiledeskSettings"] == {
+        "lang": "en",
         "persistence": "session",
         "align": "left",
         "marginX": "20px",

@@ -342,7 +342,6 @@ email_domains = ["acme.test"]
 
 [providers.dev]
 preset = "dev"
-display_name = "Development sign-in"
 
 [providers.dev.claims]
 attributes = {{ groups = "groups" }}

@@ -1,13 +1,26 @@
 // The widget page: embed Tiledesk, hand it a fresh token from POST /auth, sign it out on logout.
 (function () {
   "use strict";
+  // Every word shown here comes from the page, already in the visitor's language.
   var config = JSON.parse(document.getElementById("bridge-config").textContent);
+  var text = config.messages;
   var statusBox = document.getElementById("chat-status");
   var retriesLeft = 1;
   var sentToken = null;
+  var widgetStarted = false;
+  var chatFailed = false;
 
-  function status(text) {
-    if (statusBox) statusBox.textContent = text;
+  function status(message) {
+    if (statusBox && !chatFailed) statusBox.textContent = message;
+  }
+
+  // A blocked or unreachable widget script (ad blocker, firewall) must not leave the page
+  // saying "connecting" forever.
+  function chatNotLoaded() {
+    if (widgetStarted || chatFailed || !config.signedIn) return;
+    status(text.notLoaded);
+    chatFailed = true;
+    if (statusBox) statusBox.classList.add("problem");
   }
 
   window.tiledeskSettings = config.tiledeskSettings;
@@ -22,6 +35,7 @@
     js.id = id;
     js.async = true;
     js.src = config.widgetUrl;
+    js.onerror = chatNotLoaded;
     var first = d.getElementsByTagName(s)[0];
     first.parentNode.insertBefore(js, first);
   })(document, "script", "tiledesk-jssdk");
@@ -39,7 +53,8 @@
 
   function retry(reason) {
     if (retriesLeft <= 0) {
-      status("The chat could not sign you in (" + reason + "). Reload the page to try again.");
+      if (window.console) console.warn("chat sign-in failed: " + reason);
+      status(text.signInFailed);
       return;
     }
     retriesLeft -= 1;
@@ -58,14 +73,14 @@
   }
 
   function signIn() {
-    status("Connecting the chat…");
+    status(text.connecting);
     fetch(config.authUrl, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Accept": "application/json" }
     }).then(function (response) {
       if (response.status === 401) {
-        status("Your session has ended. Please sign in again.");
+        status(text.sessionEnded);
         return null;
       }
       if (!response.ok) throw new Error("HTTP " + response.status);
@@ -74,11 +89,10 @@
       if (!body) return;
       sentToken = body.token;
       showPayload(body.token);
-      status("Chat connecting…");
       whenWidgetReady(function () {
         var result = window.tiledesk.signInWithCustomToken(body.token);
         if (result && typeof result.then === "function") {
-          result.then(function () { status("Chat connected."); }, function () { retry("token refused"); });
+          result.then(function () { status(text.connected); }, function () { retry("token refused"); });
         }
       });
     }).catch(function () {
@@ -89,7 +103,7 @@
   window.Tiledesk("onAuthStateChanged", function (event) {
     var detail = (event && event.detail) || {};
     if (detail.isLogged) {
-      status("Chat connected.");
+      status(text.connected);
     } else if (sentToken && config.signedIn) {
       sentToken = null;
       retry("signed out by the chat");
@@ -120,6 +134,8 @@
   }
 
   if (config.signedIn) {
+    window.Tiledesk("onBeforeInit", function () { widgetStarted = true; });
+    setTimeout(chatNotLoaded, config.chatTimeoutMs);
     signIn();
   } else {
     // Whoever used this browser before may have left a chat identity behind (a logout
