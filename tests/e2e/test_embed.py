@@ -35,9 +35,11 @@ def op_login_in(page: Any, bridge: Bridge, username: str, *, until: str) -> None
 
 
 def chat_state(page: Any, expected: str) -> None:
-    page.wait_for_function(
-        "s => document.getElementById('bridge-state').textContent === s", arg=expected
-    )
+    # A locator assertion, not wait_for_function: Playwright before 1.5x evaluates a string
+    # predicate with eval, which the site's strict CSP refuses (make test-lowest found it).
+    from playwright.sync_api import expect
+
+    expect(page.locator("#bridge-state")).to_have_text(expected, timeout=30_000)
 
 
 def popup_sign_in(page: Any, bridge: Bridge, site: Site, username: str) -> Any:
