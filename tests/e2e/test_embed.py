@@ -8,6 +8,7 @@ cookie never comes along with the site's calls, as on a real cross-site deployme
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,19 @@ def op_login_in(page: Any, bridge: Bridge, username: str, *, until: str) -> None
     if page.url.startswith(bridge.op.issuer):
         page.wait_for_selector("input[name=prompt][value=consent]", state="attached")
         page.click("button[type=submit]")
+
+
+def wait_until(page: Any, predicate: str, timeout: float = 30.0) -> None:
+    """Poll a predicate with page.evaluate (over CDP, which no page CSP governs).
+
+    Not wait_for_function: Playwright before 1.5x runs its predicate through eval in the
+    page, which the site's strict CSP refuses (make test-lowest found it).
+    """
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {predicate}")
+        page.wait_for_timeout(100)
 
 
 def chat_state(page: Any, expected: str) -> None:
@@ -173,7 +187,7 @@ def test_a_same_site_page_is_signed_in_through_the_bridge_cookie(
     chat_state(page, "signed-out")
     # "offered" on this site: the widget's own launcher stays (it makes a guest when opened),
     # and nothing of the widget is touched before the visitor signs in.
-    page.wait_for_function("() => window.__tiledeskSettingsSeen")
+    wait_until(page, "() => Boolean(window.__tiledeskSettingsSeen)")
     assert "startHidden" not in page.evaluate("window.__tiledeskSettingsSeen")
     assert widget_calls(page, "logout") == []
 
@@ -249,8 +263,8 @@ def test_an_origin_not_in_sites_gets_nothing(
     messages: list[str] = []
     page.on("console", lambda m: messages.append(m.text))
     page.goto(f"{foreign_site.url}/index.html")
-    page.wait_for_function(
-        "() => window.TiledeskBridge && window.TiledeskBridge.state.status === 'error'"
+    wait_until(
+        page, "() => window.TiledeskBridge && window.TiledeskBridge.state.status === 'error'"
     )
     assert page.evaluate("window.TiledeskBridge.state.error") == "unavailable"
     assert page.evaluate("typeof window.Tiledesk") == "undefined", "no widget loaded"
@@ -454,8 +468,9 @@ def test_the_token_is_renewed_before_exp_and_the_widget_signed_out_when_the_sess
     assert len(widget_calls(page, "signInWithCustomToken")) == 1
 
     page.clock.fast_forward(TOKEN_TTL_MS - 100_000)  # past exp - 2 min: time to renew
-    page.wait_for_function(
-        "() => window.__tiledeskCalls.filter(c => c[0] === 'signInWithCustomToken').length === 2"
+    wait_until(
+        page,
+        "() => window.__tiledeskCalls.filter(c => c[0] === 'signInWithCustomToken').length === 2",
     )
     first, second = widget_calls(page, "signInWithCustomToken")
     assert first[1] != second[1]
