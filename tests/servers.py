@@ -48,7 +48,8 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
             proc.wait()
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def tail(path: Path, lines: int = 40) -> str:
+    """The end of a server's log, for a failure message."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -102,7 +103,7 @@ class RedisServer:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                pytest.fail(f"redis-server did not start:\n{_tail(self.log)}", pytrace=False)
+                pytest.fail(f"redis-server did not start:\n{tail(self.log)}", pytrace=False)
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -202,7 +203,7 @@ class Nginx:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 stop_process(self.proc)
-                pytest.fail(f"nginx did not start:\n{_tail(log)}", pytrace=False)
+                pytest.fail(f"nginx did not start:\n{tail(log)}", pytrace=False)
             time.sleep(0.05)
 
     @property

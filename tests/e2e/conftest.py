@@ -14,8 +14,6 @@ import http.server
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.servers import free_port, stop_process, tail, unavailable
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parents[1]
@@ -53,36 +53,6 @@ PROJECT_ID = "64f0c0ffee00000000000001"
 REALM = "acme"
 CLIENT_ID = "bridge"
 START_TIMEOUT = 20.0
-
-
-def _unavailable(reason: str) -> None:
-    """Skip on a developer machine without the browser stack; fail where it is required."""
-    if os.environ.get("BRIDGE_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"BRIDGE_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 @pytest.fixture(scope="session")
@@ -232,9 +202,9 @@ def start_op(public_url: str, log: Path, *, backchannel_logout: bool = False) ->
     """The OP, with the bridge at ``public_url`` as its one client."""
     node = shutil.which("node")
     if node is None:
-        _unavailable("node is not installed (the OpenID Provider runs on Node.js)")
+        unavailable("node is not installed (the OpenID Provider runs on Node.js)")
     if not (OP_DIR / "node_modules" / "oidc-provider").is_dir():
-        _unavailable("tests/e2e/op/node_modules is missing: run `npm ci` in tests/e2e/op")
+        unavailable("tests/e2e/op/node_modules is missing: run `npm ci` in tests/e2e/op")
     client_secret = secrets.token_urlsafe(32)
     env = {
         **os.environ,
@@ -260,7 +230,7 @@ def start_op(public_url: str, log: Path, *, backchannel_logout: bool = False) ->
         issuer = _read_ready_line(proc, log)
         yield OP(issuer=issuer, client_id=CLIENT_ID, client_secret=client_secret, log=log)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _read_ready_line(proc: subprocess.Popen[str], log: Path) -> str:
@@ -276,8 +246,8 @@ def _read_ready_line(proc: subprocess.Popen[str], log: Path) -> str:
     deadline = time.monotonic() + START_TIMEOUT
     while not found:
         if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            pytest.fail(f"the OpenID Provider did not start:\n{_tail(log)}", pytrace=False)
+            stop_process(proc)
+            pytest.fail(f"the OpenID Provider did not start:\n{tail(log)}", pytrace=False)
         time.sleep(0.05)
     return found[0]
 
@@ -351,7 +321,7 @@ attributes = {{ groups = "groups" }}
 def _bridge_available() -> None:
     for name in ("__main__.py", "cli.py"):
         if not (REPO_ROOT / "bridge" / name).is_file():
-            _unavailable(f"bridge/{name} does not exist yet")
+            unavailable(f"bridge/{name} does not exist yet")
 
 
 @pytest.fixture(scope="session")
@@ -402,7 +372,7 @@ def bridge(
         _wait_ready(proc, public_url, log)
         yield Bridge(public_url, PROJECT_ID, tiledesk_secret, settings, log, op)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -410,7 +380,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     with httpx.Client(timeout=2.0) as client:
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"the bridge exited ({proc.returncode}):\n{_tail(log)}", pytrace=False)
+                pytest.fail(f"the bridge exited ({proc.returncode}):\n{tail(log)}", pytrace=False)
             try:
                 # Live, then discovery and keys loaded, so the first login does not pay for them.
                 if (
@@ -421,8 +391,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                _stop(proc)
-                pytest.fail(f"the bridge was not ready in time:\n{_tail(log)}", pytrace=False)
+                stop_process(proc)
+                pytest.fail(f"the bridge was not ready in time:\n{tail(log)}", pytrace=False)
             time.sleep(0.1)
 
 
@@ -432,11 +402,11 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).is_file():
-        _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+        unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the playwright Python package is not installed")
+        unavailable("the playwright Python package is not installed")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser

@@ -20,14 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.servers import Nginx, RedisServer, free_port
+from tests.servers import Nginx, RedisServer, free_port, stop_process
 
 from .conftest import (
     PROJECT_ID,
     REALM,
     REPO_ROOT,
     Bridge,
-    _stop,
     _wait_ready,
     start_op,
 )
@@ -108,7 +107,7 @@ def cluster(
             yield Cluster(bridge, nginx, [f"http://127.0.0.1:{port}" for port in ports])
     finally:
         for proc in procs:
-            _stop(proc)
+            stop_process(proc)
         nginx.stop()
         redis.stop()
 

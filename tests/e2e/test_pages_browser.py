@@ -15,15 +15,14 @@ from typing import Any
 
 import pytest
 
+from tests.servers import free_port, stop_process, unavailable
+
 from .conftest import (
     E2E_DIR,
     PROJECT_ID,
     REPO_ROOT,
     Bridge,
-    _stop,
-    _unavailable,
     _wait_ready,
-    free_port,
 )
 from .test_browser import DESKTOP, PHONE, finish_op_logout, op_login
 
@@ -57,7 +56,7 @@ TEXT = {
 @pytest.fixture(scope="session")
 def axe() -> Path:
     if not AXE.is_file():
-        _unavailable("tests/e2e/axe/node_modules is missing: run `make e2e-deps`")
+        unavailable("tests/e2e/axe/node_modules is missing: run `make e2e-deps`")
     return AXE
 
 
@@ -305,7 +304,7 @@ display_name = "Acme Login"
         _wait_ready(proc, url, log)
         yield url
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def test_a_branded_bridge_looks_like_the_operators_site(
