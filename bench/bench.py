@@ -651,14 +651,15 @@ async def auth_only(plan: Plan, args: argparse.Namespace) -> None:
         visitor = await signed_in(bridge, transport)
         bare = fleet.bare()
         targets = [
-            Target("bare", bare),
+            Target("bare", bare, cpu_of=bare),
             Target("bridge", bridge, visitor.cookie_header(), cpu_of=bridge),
         ]
         if args.baseline:
             source = workdir / "baseline"
             source.mkdir()
             archive = subprocess.run(  # noqa: S603
-                ["git", "archive", args.baseline, "bridge"],  # noqa: S607
+                # The package and the assets it finds beside it in a checkout.
+                ["git", "archive", args.baseline, "bridge", "templates", "locales"],  # noqa: S607
                 cwd=ROOT,
                 capture_output=True,
                 check=True,
@@ -683,7 +684,11 @@ async def auth_only(plan: Plan, args: argparse.Namespace) -> None:
                 f"({', '.join(f'{c * 1000:.0f}' for c in cpu)})"
             )
 
-        print(f"bare: {median([r.rps for r in runs['bare']]):,.0f} req/s")
+        bare_cpu = median([r.cpu_ms_per_request or 0.0 for r in runs["bare"]])
+        print(
+            f"bare: {median([r.rps for r in runs['bare']]):,.0f} req/s, "
+            f"CPU per /auth {bare_cpu * 1000:.0f} us"
+        )
         print(describe("bridge"))
         if args.baseline:
             print(describe("baseline"))

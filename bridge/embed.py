@@ -19,9 +19,10 @@ from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from bridge.pages import STATIC_DIR
+from bridge.responses import JSONResponse
 from bridge.settings import Settings
 
 #: It rides in the session cookie with its flow (several may run at once): keep it short.

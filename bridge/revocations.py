@@ -72,6 +72,8 @@ class MemoryRevocations:
     async def revoked_at(
         self, provider: str, *, sub: str | None, sid: str | None, session_id: str | None = None
     ) -> int | None:
+        if not self._records:
+            return None  # the usual case: no logout heard, nothing to hash or look up
         now = time.monotonic()
         times = [
             record[0]

@@ -10,7 +10,6 @@ deadline moved. Pure ASGI: it adds nothing to a request but the work it does.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -77,8 +76,10 @@ class SessionMiddleware:
             return
         now = self._now()
         cookie, loaded = await self._load(scope)
-        # A deep copy: what the store loaded stays as it was, for it to compare or overwrite.
-        session: dict[str, Any] = copy.deepcopy(loaded.data) if loaded else {}
+        # A copy of the top level: the store reads only top-level keys of what it loaded
+        # (``sid``, ``u``, ``p``, ``sub``), and a route replaces or removes those, never
+        # edits them in place; the comparison below is by fingerprint, taken now.
+        session: dict[str, Any] = dict(loaded.data) if loaded else {}
         before = _fingerprint(session)
         self.lifetime.enforce(session, now)
         self.lifetime.touch(session, now)

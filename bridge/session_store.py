@@ -34,6 +34,11 @@ _HKDF_SALT = b"tiledesk-sso-bridge/session-cookie"
 _HKDF_INFO = b"aes-256-gcm key v1"
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
+_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_+/", b"+/-_")
+#: Unpadded length mod 4 -> the low bits of the last character that encode nothing
+#: (a remainder of 1 is never a valid length).
+_SPARE_BITS = {0: 0, 2: 0b1111, 3: 0b11}
 #: Nothing longer is even tried: browsers never send a cookie this long back.
 _MAX_COOKIE_CHARS = 8192
 
@@ -186,9 +191,19 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes | None:
-    """Strict: only the one spelling :func:`_b64encode` gives, so no two values are one."""
-    try:
-        raw = base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
+    """Strict: only the one spelling :func:`_b64encode` gives, so no two values are one.
+
+    The decoder's strict mode refuses any character outside the alphabet; the spare
+    low bits of the last character, which the encoder always leaves at zero, are
+    checked here.
+    """
+    spare = _SPARE_BITS.get(len(text) % 4)
+    if spare is None or not text.isascii():
         return None
-    return raw if _b64encode(raw) == text else None
+    if spare and _B64URL_ALPHABET.find(text[-1]) & spare:
+        return None
+    standard = text.encode("ascii").translate(_URLSAFE_TO_STANDARD) + b"=" * (-len(text) % 4)
+    try:
+        return binascii.a2b_base64(standard, strict_mode=True)
+    except binascii.Error:
+        return None

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from jwt.algorithms import HMACAlgorithm
 from jwt.utils import base64url_encode
 
@@ -75,11 +76,26 @@ class Signer:
         self._header = base64url_encode(header.encode())
 
     def sign(self, payload: Mapping[str, Any]) -> str:
-        # Tiledesk parses tokens with JSON.parse: NaN or Infinity is an error, never a token.
-        body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+        body = _strict_json(payload)
         signing_input = self._header + b"." + base64url_encode(body)
         signature = base64url_encode(self._hmac.sign(signing_input, self._key))
         return (signing_input + b"." + signature).decode("ascii")
+
+
+def _strict_json(payload: Mapping[str, Any]) -> bytes:
+    """The payload as JSON that Tiledesk's ``JSON.parse`` reads: never NaN or Infinity.
+
+    orjson (several times faster than ``json`` on this hot path) writes those as
+    ``null``, so a ``null`` in its output sends the payload through ``json``'s strict
+    mode, which refuses them; so does an integer past 64 bits, which orjson refuses.
+    """
+    try:
+        body = orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        body = b"null"
+    if b"null" in body:
+        body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    return body
 
 
 @functools.lru_cache(maxsize=4)

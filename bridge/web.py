@@ -24,7 +24,6 @@ from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
     HTMLResponse,
-    JSONResponse,
     RedirectResponse,
     Response,
 )
@@ -59,6 +58,7 @@ from bridge.oidc import Provider
 from bridge.pages import LANG_COOKIE, STATIC_DIR, TEMPLATES_DIR, Branding, Pages
 from bridge.redis_client import RedisClient, StoreStatus
 from bridge.redis_sessions import RedisSessionStore
+from bridge.responses import JSONResponse
 from bridge.revocations import (
     MemoryRevocations,
     RedisRevocations,
@@ -963,12 +963,13 @@ def _bridge_error_in(exc: BaseException) -> BridgeError | None:
 
 def _routes(bridge: Bridge) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
+        # First: every page load that shows the chat asks it, and routes match in order.
+        Route("/auth", auth, methods=["POST"]),
+        Route("/auth", auth_preflight, methods=["OPTIONS"]),
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/login", chooser, methods=["GET"]),
         Route("/login/{provider}", login, methods=["GET"]),
         Route("/callback/{provider}", callback, methods=["GET"]),
-        Route("/auth", auth, methods=["POST"]),
-        Route("/auth", auth_preflight, methods=["OPTIONS"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/logout/site", site_logout, methods=["GET"]),
         Route("/embed.js", embed_js, methods=["GET", "HEAD"]),
