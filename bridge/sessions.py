@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from bridge.identity import TiledeskUser
 
 FLOW_TTL = 600
@@ -84,6 +82,7 @@ def pop_flow(session: dict[str, Any], state: str) -> Flow | None:
     flows = session.get("flows")
     if not isinstance(flows, dict) or state not in flows:
         return None
+    flows = dict(flows)  # replaced, not edited: the loaded session stays as it was
     raw = flows.pop(state)
     session["flows"] = flows
     try:
@@ -99,32 +98,30 @@ def pop_flow(session: dict[str, Any], state: str) -> Flow | None:
     return flow
 
 
-def sign_in(session: dict[str, Any], *, provider: str, user: TiledeskUser, id_token: str) -> None:
+def sign_in(
+    session: dict[str, Any],
+    *,
+    provider: str,
+    user: TiledeskUser,
+    id_token: str,
+    claims: Mapping[str, Any],
+) -> None:
     """Start a fresh session: everything from before is dropped, including other flows.
 
-    ``id_token`` is the one the caller has just verified; its ``sub`` and ``sid`` are
-    kept to match a back-channel logout token later.
+    ``id_token`` is the one the caller has just verified and ``claims`` its verified
+    payload; its ``sub`` and ``sid`` are kept to match a back-channel logout token later.
     """
     session.clear()
     session["sid"] = secrets.token_urlsafe(16)
     session["p"] = provider
     session["u"] = user.as_dict()
     session["at"] = int(time.time())
-    claims = _verified_claims(id_token)
     for claim, key in (("sub", "sub"), ("sid", "idp_sid")):
         value = claims.get(claim)
         if isinstance(value, str) and 0 < len(value) <= MAX_CLAIM:
             session[key] = value
     if len(id_token) <= MAX_ID_TOKEN_HINT:
         session["h"] = id_token
-
-
-def _verified_claims(id_token: str) -> Mapping[str, Any]:
-    """The payload of an ID token whose signature and claims the caller already checked."""
-    try:
-        return jwt.decode(id_token, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        return {}
 
 
 def signed_in_user(session: dict[str, Any]) -> TiledeskUser | None:

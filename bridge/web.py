@@ -586,7 +586,13 @@ async def _complete_login(
     page = embed.site_page(bridge.settings, flow.return_to)
     if flow.return_to is not None and page is None:  # [sites] changed meanwhile
         raise InvalidRequest("the page this sign-in started on is no longer an allowed site")
-    sessions.sign_in(request.session, provider=provider.name, user=user, id_token=token["id_token"])
+    sessions.sign_in(
+        request.session,
+        provider=provider.name,
+        user=user,
+        id_token=token["id_token"],
+        claims=claims,
+    )
     if page is not None and flow.mode is not None:
         handle = await bridge.handles.issue(
             {"user": user.as_dict(), "challenge": flow.challenge},

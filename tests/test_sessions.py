@@ -468,3 +468,22 @@ def test_an_idle_timeout_must_be_shorter_than_max_age(
     tmp_path: Path, session: dict[str, Any], expected: str
 ) -> None:
     assert session_problems(tmp_path, **session) == [expected]
+
+
+def test_session_helpers_never_edit_what_the_store_loaded_in_place() -> None:
+    """The session middleware hands a route a copy of the loaded session's top level only,
+    so the helpers must replace nested values, never edit them: the store still reads what
+    it loaded (to forget a replaced session), and that must be what the cookie held."""
+    from bridge import sessions
+
+    flow = sessions.Flow("acme", "nonce", "verifier", "/", time.time())
+    loaded: dict[str, Any] = {}
+    sessions.add_flow(loaded, "state-1", flow)
+    sessions.add_flow(loaded, "state-2", flow)
+    before = copy.deepcopy(loaded)
+
+    session = dict(loaded)
+    assert sessions.pop_flow(session, "state-1") == flow
+    sessions.add_flow(session, "state-3", flow)
+    assert sorted(session["flows"]) == ["state-2", "state-3"]
+    assert loaded == before
