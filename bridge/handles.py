@@ -118,9 +118,7 @@ class RedisHandleStore:
 
     async def redeem(self, handle: str, origin: str) -> dict[str, Any] | None:
         key = self._key(handle)
-        sealed = await self._client.run(
-            "redeem a one-time handle", lambda redis: redis.execute_command("GETDEL", key)
-        )
+        sealed = await self._client.run("redeem a one-time handle", lambda redis: redis.getdel(key))
         if not isinstance(sealed, bytes) or len(sealed) <= self._NONCE_BYTES:
             return None
         nonce, ciphertext = sealed[: self._NONCE_BYTES], sealed[self._NONCE_BYTES :]
