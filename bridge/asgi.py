@@ -1,8 +1,8 @@
 """The app for ``uvicorn bridge.asgi:app`` and for each worker of ``serve --workers N``.
 
 The development IdP keeps its codes and keys in one process, and so do the one-time handles
-of [sites] sign-ins (until a shared store): either is refused here when this process is one
-of several workers, however the server was started.
+of [sites] sign-ins unless Redis shares them: either is refused here when this process is
+one of several workers, however the server was started.
 """
 
 from __future__ import annotations
@@ -92,12 +92,12 @@ if _settings.has_dev_provider and _workers > 1:
         ]
     )
 
-if _settings.sites and _workers > 1:
+if _settings.sites and _workers > 1 and _settings.session.redis_url is None:
     _refuse(
         [
             f"workers: [sites] sign-ins hand over one-time handles kept in one process, but "
             f"this server runs {_workers} workers (--workers or WEB_CONCURRENCY): serve them "
-            "with one worker"
+            "with one worker, or set [session] redis_url so that every worker shares them"
         ]
     )
 

@@ -44,10 +44,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bridge.web import create_app
 
     settings = _load(args.settings)
-    if args.workers > 1 and settings.sites:
+    if args.workers > 1 and settings.sites and settings.session.redis_url is None:
         print(
             "--workers: [sites] sign-ins hand over one-time handles kept in one process: "
-            "serve them with one worker",
+            "serve them with one worker, or set [session] redis_url so that every worker "
+            "shares them",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -132,7 +133,16 @@ def _sites_explained(settings: Settings) -> list[str]:
     """Each [sites] entry and how its visitors will sign in."""
     if not settings.sites:
         return ["sites: none (the chat runs on the bridge's own page only)"]
-    lines = [f"sites: {len(settings.sites)} may embed the chat with {settings.url('/embed.js')}"]
+    lines = [
+        f"sites: {len(settings.sites)} may embed the chat with {settings.url('/embed.js')}",
+        "  one-time handles: "
+        + (
+            "in Redis, shared by every worker and instance"
+            if settings.session.redis_url is not None
+            else "in this process's memory (one worker; [session] redis_url shares them "
+            "between workers and instances)"
+        ),
+    ]
     for origin, site in settings.sites.items():
         providers = ", ".join(settings.site_providers(origin))
         how = (

@@ -2,18 +2,27 @@
 
 A handle stands in for something the bridge will not put in a URL (a sign-in's result, a
 site page to return to after logout). It carries nothing itself: it names an entry in a
-store, and redeeming it removes the entry. The store is an interface so that several
-workers can share one (Redis) later; ``MemoryHandleStore`` serves one process.
+store, and redeeming it removes the entry. ``MemoryHandleStore`` serves one process;
+``RedisHandleStore`` every worker and instance that shares the Redis, since a sign-in may
+end on one of them and be redeemed on another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from bridge.redis_client import RedisClient, digest
 
 #: Handles are 256-bit random, URL-safe: 43 characters.
 HANDLE_LENGTH = 43
@@ -69,6 +78,58 @@ class MemoryHandleStore:
         return entry.payload
 
 
+class RedisHandleStore:
+    """Handles shared through Redis: ``SET PX`` to issue, atomic ``GETDEL`` to redeem.
+
+    Redis learns neither a handle nor what it stands for: the key is a one-way digest of
+    the handle, and the entry is sealed (AES-GCM) under a key derived from the handle, with
+    the origin allowed to redeem it bound in. Whoever reads Redis cannot redeem or read an
+    entry; a handle presented by another origin opens nothing, and is spent all the same.
+    """
+
+    _NONCE_BYTES = 12
+
+    def __init__(self, client: RedisClient) -> None:
+        self._client = client
+
+    def _key(self, handle: str) -> str:
+        return self._client.key("handle", digest(handle))
+
+    @staticmethod
+    def _aead(handle: str) -> AESGCM:
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"tiledesk-bridge handle v1"
+        )
+        return AESGCM(hkdf.derive(handle.encode()))
+
+    async def issue(self, payload: dict[str, Any], origin: str, ttl: float) -> str:
+        handle = secrets.token_urlsafe(32)
+        milliseconds = int(ttl * 1000)
+        if milliseconds <= 0:
+            return handle  # already expired: nothing to keep
+        key = self._key(handle)
+        nonce = secrets.token_bytes(self._NONCE_BYTES)
+        plaintext = json.dumps(payload, separators=(",", ":")).encode()
+        sealed = nonce + self._aead(handle).encrypt(nonce, plaintext, f"{key}|{origin}".encode())
+        await self._client.run(
+            "keep a one-time handle", lambda redis: redis.set(key, sealed, px=milliseconds)
+        )
+        return handle
+
+    async def redeem(self, handle: str, origin: str) -> dict[str, Any] | None:
+        key = self._key(handle)
+        sealed = await self._client.run("redeem a one-time handle", lambda redis: redis.getdel(key))
+        if not isinstance(sealed, bytes) or len(sealed) <= self._NONCE_BYTES:
+            return None
+        nonce, ciphertext = sealed[: self._NONCE_BYTES], sealed[self._NONCE_BYTES :]
+        try:
+            plaintext = self._aead(handle).decrypt(nonce, ciphertext, f"{key}|{origin}".encode())
+            payload = json.loads(plaintext)
+        except (InvalidTag, ValueError):
+            return None
+        return payload if isinstance(payload, dict) else None
+
+
 def looks_like_handle(value: object) -> bool:
     return (
         isinstance(value, str)
@@ -77,4 +138,10 @@ def looks_like_handle(value: object) -> bool:
     )
 
 
-__all__ = ["HANDLE_LENGTH", "HandleStore", "MemoryHandleStore", "looks_like_handle"]
+__all__ = [
+    "HANDLE_LENGTH",
+    "HandleStore",
+    "MemoryHandleStore",
+    "RedisHandleStore",
+    "looks_like_handle",
+]

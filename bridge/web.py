@@ -49,7 +49,12 @@ from bridge.errors import (
     StateMismatch,
     _,
 )
-from bridge.handles import HandleStore, MemoryHandleStore, looks_like_handle
+from bridge.handles import (
+    HandleStore,
+    MemoryHandleStore,
+    RedisHandleStore,
+    looks_like_handle,
+)
 from bridge.identity import TiledeskUser
 from bridge.logout_token import LogoutTokenInvalid
 from bridge.metrics import CONTENT_TYPE_LATEST, OTHER, Metrics
@@ -141,7 +146,9 @@ class Bridge:
             cookies = CookieStore(sealer, max_value=cookie_room(session, settings.https_only))
             self.session_store = RevocationCheckingStore(cookies, self.revocations)
         #: One-time handles for sites' sign-ins and their way back after logout.
-        self.handles: HandleStore = MemoryHandleStore()
+        self.handles: HandleStore = (
+            RedisHandleStore(self.redis) if self.redis is not None else MemoryHandleStore()
+        )
         page_conf = settings.pages
         self.logo_file = page_conf.logo_file
         logo_url = page_conf.logo

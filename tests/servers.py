@@ -57,15 +57,22 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 class RedisServer:
-    """One ``redis-server`` on 127.0.0.1, in memory only; a test may stop, pause or restart it."""
+    """One ``redis-server`` on 127.0.0.1; a test may stop, pause or restart it.
 
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    In memory only, unless ``persistent``: then every write goes to an append-only file in
+    ``workdir`` before it is acknowledged, and a restart reads it back.
+    """
+
+    def __init__(
+        self, workdir: Path, password: str | None = None, *, persistent: bool = False
+    ) -> None:
         if not Path(REDIS_SERVER).is_file() or shutil.which(REDIS_SERVER) is None:
             unavailable(
                 f"redis-server is not installed at {REDIS_SERVER} (apt-get install redis-server)"
             )
         self.workdir = workdir
         self.password = password
+        self.persistent = persistent
         self.port = free_port()
         self.log = workdir / "redis.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -86,7 +93,8 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--port", str(self.port),
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.persistent else "no",
+            "--appendfsync", "always",
             "--dir", str(self.workdir),
             "--logfile", str(self.log),
         ]  # fmt: skip

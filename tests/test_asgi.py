@@ -132,8 +132,29 @@ def test_the_asgi_entry_refuses_sites_under_several_workers(tmp_path: Path) -> N
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "workers: [sites] sign-ins hand over one-time handles kept in one process, but this "
-        "server runs 2 workers (--workers or WEB_CONCURRENCY): serve them with one worker"
+        "server runs 2 workers (--workers or WEB_CONCURRENCY): serve them with one worker, "
+        "or set [session] redis_url so that every worker shares them"
     ]
+
+
+def test_the_asgi_entry_takes_sites_under_several_workers_that_share_redis(
+    tmp_path: Path,
+) -> None:
+    shared = PRODUCTION.replace("[tiledesk]", 'redis_url = "redis://127.0.0.1:1/0"\n\n[tiledesk]')
+    assert shared != PRODUCTION
+    settings = _settings_dir(tmp_path, shared + '\n[sites."https://www.acme.test"]\n')
+    result = subprocess.run(
+        [sys.executable, "-c", "import bridge.asgi; print(type(bridge.asgi.app).__name__)"],
+        env=_env(settings, WEB_CONCURRENCY="2"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Starlette\n"
+    assert "workers:" not in result.stderr
 
 
 def test_the_asgi_entry_alone_refuses_bad_settings_with_exit_2(tmp_path: Path) -> None:

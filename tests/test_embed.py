@@ -589,6 +589,10 @@ sign_in = "offered"
     assert cli.main(["check", "--settings", str(settings)]) == 0
     out = capsys.readouterr().out
     assert "sites: 2 may embed the chat with https://chat.acme.test/embed.js" in out
+    assert (
+        "  one-time handles: in this process's memory (one worker; [session] redis_url "
+        "shares them between workers and instances)\n"
+    ) in out
     assert "  https://www.acme.test: providers dev; sign-in required\n" in out
     assert "same site as the bridge: signed in through the session cookie (SameSite=lax)" in out
     assert "  https://shop.example.test: providers dev; sign-in offered\n" in out
@@ -601,7 +605,7 @@ sign_in = "offered"
 def test_serve_refuses_several_workers_with_sites(
     tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Handles live in one process until the shared store: a second worker would not know them."""
+    """Handles live in one process without Redis: a second worker would not know them."""
     calls: list[Any] = []
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append(app))
     settings = tmp_path / "settings.toml"
@@ -627,10 +631,19 @@ client_secret = "x"
 """
     )
     assert cli.main(["serve", "--settings", str(settings), "--workers", "2"]) == 2
-    assert "[sites] sign-ins hand over one-time handles kept in one process" in (
-        capsys.readouterr().err
-    )
+    assert capsys.readouterr().err.splitlines() == [
+        "--workers: [sites] sign-ins hand over one-time handles kept in one process: serve "
+        "them with one worker, or set [session] redis_url so that every worker shares them"
+    ]
     assert calls == []
+
+    # With Redis the handles are shared: several workers are fine.
+    text = settings.read_text()
+    settings.write_text(
+        text.replace("[tiledesk]", 'redis_url = "redis://127.0.0.1:1/0"\n\n[tiledesk]')
+    )
+    assert cli.main(["serve", "--settings", str(settings), "--workers", "2"]) == 0
+    assert calls == ["bridge.asgi:app"]
 
 
 def test_a_site_removed_while_its_visitor_is_at_the_idp_gets_nothing(

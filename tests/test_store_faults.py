@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -174,3 +175,23 @@ def test_a_wrong_redis_password_is_a_503_not_a_sign_in(
         assert client.get("/readyz").json()["store"]["detail"] == (
             "redis: ping failed: AuthenticationError"
         )
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["appendonly", "in-memory"])
+def test_a_session_outlives_a_redis_restart_exactly_when_redis_persisted_it(
+    tmp_path: Path, idps: dict[str, FakeIdP], persistent: bool
+) -> None:
+    """With ``appendonly yes`` the visitor is still signed in after Redis restarts; without
+    persistence the session is gone, and the answer is a plain 401 (never a 500, never in)."""
+    server = RedisServer(tmp_path, persistent=persistent)
+    try:
+        app = create_app(parse_settings(settings_for(server, "redis")), warm_up=False)
+        with TestClient(app, base_url=PUBLIC_URL, follow_redirects=False) as browser:
+            assert login(browser, idps["acme"]).status_code == 303
+            assert auth(browser).status_code == 200
+            server.restart()
+            answer = auth(browser)
+            assert answer.status_code == (200 if persistent else 401), answer.text
+            assert auth(browser).status_code == (200 if persistent else 401)
+    finally:
+        server.stop()

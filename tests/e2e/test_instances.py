@@ -1,4 +1,5 @@
-"""Issue 10: two bridge instances behind nginx, one Redis, and the OP's back-channel logout.
+"""Issues 10 and 9: two bridge instances behind nginx, one Redis, the OP's back-channel
+logout, and a customer site whose sign-in ends on one instance and is redeemed on the other.
 
 Real parts only: two uvicorn servers (``python -m bridge serve``) with ``store = "redis"``
 sharing one redis-server, nginx balancing round-robin in front of them (the README's
@@ -27,10 +28,13 @@ from .conftest import (
     REALM,
     REPO_ROOT,
     Bridge,
+    Site,
+    _serve_site,
     _wait_ready,
     start_op,
 )
 from .test_browser import finish_op_logout, sign_in, widget_calls
+from .test_embed import chat_state, popup_sign_in
 
 pytestmark = pytest.mark.e2e
 
@@ -42,9 +46,12 @@ class Cluster:
     bridge: Bridge
     nginx: Nginx
     instances: list[str]
+    site: Site
 
 
-def _settings(public_url: str, redis_url: str, widget_url: str, op: Any, secret: str) -> str:
+def _settings(
+    public_url: str, redis_url: str, widget_url: str, op: Any, secret: str, site: str
+) -> str:
     return f"""\
 [server]
 public_url = "{public_url}"
@@ -71,6 +78,8 @@ scopes = ["openid", "email", "profile", "groups"]
 
 [providers.acme.access]
 email_domains = ["acme.test"]
+
+[sites."{site}"]
 """
 
 
@@ -84,12 +93,14 @@ def cluster(
     nginx = Nginx(workdir, [f"127.0.0.1:{port}" for port in ports])
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        with start_op(nginx.url, logs_dir / "op-cluster.log", backchannel_logout=True) as op:
+        with (
+            start_op(nginx.url, logs_dir / "op-cluster.log", backchannel_logout=True) as op,
+            _serve_site("localhost", nginx.url, widget_origin) as site,
+        ):
             secret = str(uuid.uuid4()) + "-" + uuid.uuid4().hex
             settings = workdir / "settings.toml"
-            settings.write_text(
-                _settings(nginx.url, redis.url, f"{widget_origin}/launch.js", op, secret)
-            )
+            widget_url = f"{widget_origin}/launch.js"
+            settings.write_text(_settings(nginx.url, redis.url, widget_url, op, secret, site.url))
             for n, port in enumerate(ports):
                 log = logs_dir / f"bridge-instance-{n}.log"
                 with log.open("wb") as out:
@@ -104,7 +115,8 @@ def cluster(
                     )  # fmt: skip
                 _wait_ready(procs[-1], f"http://127.0.0.1:{port}", log)
             bridge = Bridge(nginx.url, PROJECT_ID, secret[:36], settings, logs_dir, op)
-            yield Cluster(bridge, nginx, [f"http://127.0.0.1:{port}" for port in ports])
+            instances = [f"http://127.0.0.1:{port}" for port in ports]
+            yield Cluster(bridge, nginx, instances, site)
     finally:
         for proc in procs:
             stop_process(proc)
@@ -165,3 +177,36 @@ def test_two_instances_share_sign_in_sign_out_and_the_ops_back_channel_logout(
     page.wait_for_function("(window.__tiledeskCalls || []).length > 0")
     assert widget_calls(page, "logout") == [["logout"]]
     assert widget_calls(page, "signInWithCustomToken") == []
+
+
+def test_a_sites_sign_in_that_ends_on_one_instance_is_redeemed_on_the_other(
+    cluster: Cluster, new_context: Any
+) -> None:
+    """The popup's callback leaves a one-time handle in Redis at one instance; the site's
+    redemption is sent to the other one on purpose (round-robin alone might not)."""
+    bridge, site = cluster.bridge, cluster.site
+    page = new_context().new_page()
+    redeemed_at: list[str] = []
+
+    def to_the_other_instance(route: Any) -> None:
+        request = route.request
+        if request.method != "POST" or b"handle" not in (request.post_data_buffer or b""):
+            route.continue_()
+            return
+        *_, callback_upstream = [  # this sign-in's callback: the last one so far
+            upstream
+            for served, upstream in cluster.nginx.served()
+            if served.startswith("GET /callback/acme")
+        ]
+        (other,) = [i for i in cluster.instances if i.removeprefix("http://") != callback_upstream]
+        redeemed_at.append(other)
+        route.continue_(url=f"{other}/auth")
+
+    page.route(f"{bridge.url}/auth", to_the_other_instance)
+    page.goto(f"{site.url}/index.html")
+    chat_state(page, "signed-out")
+    popup_sign_in(page, bridge, site, "alice")
+    chat_state(page, "signed-in: Alice")
+    assert len(redeemed_at) == 1
+    (call,) = widget_calls(page, "signInWithCustomToken")
+    assert call[1].startswith("JWT ")
