@@ -142,13 +142,17 @@ def embed_js(request: Request) -> Response:
     return Response(current.body, media_type="text/javascript", headers=headers)
 
 
-def site_config(settings: Settings, origin: str, display_names: dict[str, str]) -> dict[str, Any]:
+def site_config(
+    settings: Settings, origin: str, display_names: dict[str, str], *, language: str
+) -> dict[str, Any]:
     """What the script needs to load the widget and offer sign-in on this site."""
     site = settings.sites[origin]
     return {
         "version": script().version,
+        "lang": language,
         "widgetUrl": settings.tiledesk.widget_url,
         "tiledeskSettings": {
+            "lang": language,  # unless the operator set the widget's language
             **settings.tiledesk.widget,
             "projectid": settings.tiledesk.project_id,
             "autoStart": False,
@@ -161,12 +165,18 @@ def site_config(settings: Settings, origin: str, display_names: dict[str, str]) 
     }
 
 
-def config_response(body: dict[str, Any] | None, origin: str | None) -> Response:
+def config_response(
+    body: dict[str, Any] | None, origin: str | None, *, language: str | None = None
+) -> Response:
     if body is None or origin is None:
         return JSONResponse(
             {"error": "cross_site_refused"}, status_code=403, headers={"Cache-Control": "no-store"}
         )
-    return JSONResponse(body, headers={"Cache-Control": "no-store", **cors_headers(origin)})
+    headers = {"Cache-Control": "no-store", **cors_headers(origin)}
+    if language is not None:
+        headers["Vary"] = "Origin, Accept-Language"
+        headers["Content-Language"] = language
+    return JSONResponse(body, headers=headers)
 
 
 def cors_headers(origin: str | None) -> dict[str, str]:

@@ -144,7 +144,7 @@ class StoreUnavailable(BridgeError):
 
     code = "store_unavailable"
     status = 503
-    public = "Sign-in is unavailable for a moment. Please try again shortly."
+    public = _("Sign-in is unavailable for a moment. Please try again shortly.")
 
 
 class IdpDenied(BridgeError):

@@ -88,6 +88,18 @@ def negotiate(
     return default
 
 
+def match_language(tag: str | None, allowed: Iterable[str]) -> str | None:
+    """The offered language a page's ``lang`` (``de-CH``, ``pt``) names, if any."""
+    if not tag:
+        return None
+    tag = tag.strip().lower()[:35]
+    allowed = tuple(allowed)
+    for candidate in (tag, tag.split("-")[0]):
+        if candidate in allowed:
+            return candidate
+    return None
+
+
 @dataclass(frozen=True)
 class Branding:
     """What an operator sets in [pages] without writing a template."""
@@ -209,6 +221,7 @@ __all__ = [
     "Pages",
     "compile_catalogue",
     "contrast",
+    "match_language",
     "negotiate",
     "shipped_languages",
     "template_problems",

@@ -11,7 +11,7 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -60,7 +60,7 @@ from bridge.logout_token import LogoutTokenInvalid
 from bridge.metrics import CONTENT_TYPE_LATEST, OTHER, Metrics
 from bridge.middleware import DEFAULT_CSP, EdgeMiddleware
 from bridge.oidc import Provider
-from bridge.pages import LANG_COOKIE, STATIC_DIR, TEMPLATES_DIR, Branding, Pages
+from bridge.pages import LANG_COOKIE, STATIC_DIR, TEMPLATES_DIR, Branding, Pages, match_language
 from bridge.redis_client import RedisClient, StoreStatus
 from bridge.redis_sessions import RedisSessionStore
 from bridge.responses import JSONResponse
@@ -668,13 +668,51 @@ async def _redeem_sign_in(request: Request, bridge: Bridge, origin: str) -> Tile
 
 
 async def embed_config(request: Request) -> Response:
-    """The widget settings and providers for the site asking (CORS: [sites] only)."""
+    """The widget settings, providers and words for the site asking (CORS: [sites] only).
+
+    In the page's language (``?lang=``, which the script takes from its ``data-lang`` or the
+    page's ``<html lang>``) when the bridge offers it, else the browser's, else the default:
+    the config is fetched without credentials, so no language cookie comes along.
+    """
     bridge = _bridge(request)
     origin = (request.headers.get("origin") or "").lower()
     if origin not in bridge.settings.sites:
         return embed.config_response(None, None)
+    pages = bridge.pages
+    language = pages.negotiate(
+        request.headers.get("accept-language"),
+        match_language(request.query_params.get("lang"), pages.languages),
+    )
     names = {name: p.display_name for name, p in bridge.providers.items()}
-    return embed.config_response(embed.site_config(bridge.settings, origin, names), origin)
+    config = embed.site_config(bridge.settings, origin, names, language=language)
+    config["messages"] = _site_messages(functools.partial(pages.gettext, language))
+    return embed.config_response(config, origin, language=language)
+
+
+def _site_messages(text: Callable[[str], str]) -> dict[str, Any]:
+    """Every word the embed script shows on a site, in its popup and on its own control."""
+    return {
+        "signIn": text(_("Sign in to chat")),
+        "popupDone": text(_("Sign-in finished. You can close this window.")),
+        "popupFailed": text(_("The sign-in did not complete. You can close this window.")),
+        "errors": {
+            "access_denied": text(_("Your account may not use this chat.")),
+            "popup_closed": text(_("The sign-in window was closed before the sign-in finished.")),
+            "idp_error": text(
+                _(
+                    "The sign-in service could not be reached or answered with an error. "
+                    "Please try again in a few minutes."
+                )
+            ),
+            "idp_timeout": text(_("The sign-in service did not answer in time. Please try again.")),
+            "store_unavailable": text(
+                _("Sign-in is unavailable for a moment. Please try again shortly.")
+            ),
+            "sign_in_failed": text(_("The sign-in did not complete. Please try again.")),
+            "timeout": text(_("The sign-in took too long. Please try again.")),
+        },
+        "otherError": text(_("The sign-in did not complete ({code}). Please try again.")),
+    }
 
 
 async def embed_js(request: Request) -> Response:

@@ -10,7 +10,8 @@
 // The popup hands the handle to this page through a BroadcastChannel of this origin, so a
 // Cross-Origin-Opener-Policy anywhere on the way (which cuts window.opener) does not matter.
 //
-// Script attributes: data-mode="popup|redirect", data-provider="NAME".
+// Script attributes: data-mode="popup|redirect", data-provider="NAME", data-lang="it" (the words
+// shown, by default in the page's <html lang>, else the browser's language).
 // Page elements: [data-tiledesk-signin] (value: a provider, optional) and [data-tiledesk-signout]
 // become the sign-in and sign-out controls; without a sign-in element the script shows its own.
 // API: window.TiledeskBridge.signIn(provider?), .signOut(), .onChange(fn) -> unsubscribe, .state.
@@ -54,7 +55,8 @@
   // --- state and listeners --------------------------------------------------------------------
 
   function snapshot() {
-    return { status: state.status, user: state.user, error: state.error };
+    var message = state.error && config && state.status !== "error" ? errorText(state.error) : null;
+    return { status: state.status, user: state.user, error: state.error, message: message };
   }
 
   function setState(status, fields) {
@@ -73,25 +75,25 @@
     document.dispatchEvent(new CustomEvent("tiledesk-bridge:change", { detail: view }));
   }
 
-  var MESSAGES = {
-    access_denied: "Your account may not use this chat.",
-    popup_closed: "The sign-in window was closed.",
-    idp_error: "The sign-in service did not answer properly. Please try again.",
-    idp_timeout: "The sign-in service did not answer in time. Please try again.",
-    unavailable: "The chat sign-in is not reachable right now.",
-    sign_in_failed: "The sign-in did not complete. Please try again.",
-    timeout: "The sign-in took too long. Please try again."
-  };
-
   function render() {
     if (!ownButton) return;
     var out = state.status === "signed-out";
     ownButton.hidden = !out;
     // A site the bridge does not serve shows its visitors nothing (the console says why).
     ownStatus.hidden = !state.error || state.status === "error";
-    ownStatus.textContent = state.error
-      ? MESSAGES[state.error] || "The sign-in did not complete (" + state.error + ")."
-      : "";
+    ownStatus.textContent = state.error && config ? errorText(state.error) : "";
+    if (config) ownButton.textContent = config.messages.signIn;
+  }
+
+  // Every word a visitor reads comes from the bridge, in the page's or the browser's language.
+  function errorText(code) {
+    var words = config.messages;
+    return words.errors[code] || words.otherError.replace("{code}", code);
+  }
+
+  function configPath() {
+    var lang = data.lang || document.documentElement.getAttribute("lang") || "";
+    return "/embed/config" + (lang ? "?lang=" + encodeURIComponent(lang.slice(0, 35)) : "");
   }
 
   // --- the landing: a sign-in's result in this page's fragment --------------------------------
@@ -121,15 +123,19 @@
     try {
       if (window.opener && window.opener !== window) window.opener.postMessage(message, location.origin);
     } catch (e) { /* cut by Cross-Origin-Opener-Policy: the channel carries it */ }
-    var note = document.createElement("p");
-    note.id = "tiledesk-bridge-popup-done";
-    note.setAttribute("role", "status");
-    note.textContent = result.error ? "Sign-in did not complete. You can close this window."
-      : "Sign-in finished. You can close this window.";
-    styleBox(note, "50%");
-    function show() { document.body.appendChild(note); }
-    if (document.body) show(); else document.addEventListener("DOMContentLoaded", show);
     setTimeout(function () { window.close(); }, 150);
+    // Where the browser keeps the window open (it was not opened by this page any more, after
+    // the IdP's pages), say that it may be closed, in the visitor's language.
+    call("GET", configPath(), { credentials: "omit" }).then(function (answer) {
+      if (answer.status !== 200 || !answer.body.messages) return;
+      var note = document.createElement("p");
+      note.id = "tiledesk-bridge-popup-done";
+      note.setAttribute("role", "status");
+      note.textContent = result.error ? answer.body.messages.popupFailed : answer.body.messages.popupDone;
+      styleBox(note, "50%");
+      function show() { document.body.appendChild(note); }
+      if (document.body) show(); else document.addEventListener("DOMContentLoaded", show);
+    }, function () { /* the window closes, or shows the site's page */ });
   }
 
   // --- talking to the bridge -------------------------------------------------------------------
@@ -525,7 +531,6 @@
     ownButton = document.createElement("button");
     ownButton.type = "button";
     ownButton.id = "tiledesk-bridge-signin";
-    ownButton.textContent = "Sign in to chat";
     ownButton.hidden = true;
     var b = ownButton.style;
     b.font = "inherit";
@@ -596,7 +601,7 @@
       if (window.console) console.warn("Tiledesk SSO bridge: " + BRIDGE + " does not serve this page: is " + location.origin + " in its [sites]?");
       setState("error", { error: "unavailable" });
     };
-    call("GET", "/embed/config", { credentials: "omit" }).then(function (answer) {
+    call("GET", configPath(), { credentials: "omit" }).then(function (answer) {
       if (answer.status !== 200) {
         refused();
         return;

@@ -90,6 +90,17 @@ def widget_origin() -> Iterator[str]:
     server.server_close()
 
 
+AXE = E2E_DIR / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="session")
+def axe() -> Path:
+    """axe-core from npm, for the accessibility checks of every page a person sees."""
+    if not AXE.is_file():
+        unavailable("tests/e2e/axe/node_modules is missing: run `make e2e-deps`")
+    return AXE
+
+
 # --- the customer websites that embed the chat --------------------------------------------------
 
 

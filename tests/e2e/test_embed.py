@@ -84,6 +84,7 @@ def test_popup_sign_in_on_another_site_signs_the_widget_in(
     assert page.evaluate("window.__widgetState.user_id") == claims["_id"]
     seen = page.evaluate("window.__tiledeskSettingsSeen")
     assert seen == {
+        "lang": "en",  # the page's <html lang>, offered by the bridge
         "persistence": "local",
         "align": "left",
         "marginX": "24px",
@@ -234,7 +235,9 @@ def test_a_popup_closed_by_the_visitor_is_reported_on_the_site(
     popup.wait_for_url(f"{bridge.op.issuer}/interaction/**")
     popup.close()
     chat_state(page, "signed-out (popup_closed)")
-    assert page.locator("#tiledesk-bridge-status").inner_text() == "The sign-in window was closed."
+    assert page.locator("#tiledesk-bridge-status").inner_text() == (
+        "The sign-in window was closed before the sign-in finished."
+    )
     assert page.locator("#tiledesk-bridge-signin").is_visible()
     page.screenshot(path=artifacts / "site-popup-closed.png")
     assert widget_calls(page, "signInWithCustomToken") == []

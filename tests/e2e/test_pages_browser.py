@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.servers import free_port, stop_process, unavailable
+from tests.servers import free_port, stop_process
 
 from .conftest import (
-    E2E_DIR,
     PROJECT_ID,
     REPO_ROOT,
     Bridge,
@@ -28,7 +27,6 @@ from .test_browser import DESKTOP, PHONE, finish_op_logout, op_login
 
 pytestmark = pytest.mark.e2e
 
-AXE = E2E_DIR / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 SIZES = {"phone": PHONE, "desktop": DESKTOP}
 LOCALES = {"en": "en-GB", "it": "it-IT"}
 TEXT = {
@@ -51,13 +49,6 @@ TEXT = {
         "try_again": "Riprova",
     },
 }
-
-
-@pytest.fixture(scope="session")
-def axe() -> Path:
-    if not AXE.is_file():
-        unavailable("tests/e2e/axe/node_modules is missing: run `make e2e-deps`")
-    return AXE
 
 
 def serious_violations(page: Any, axe: Path) -> list[str]:
