@@ -14,11 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.settings import (
+    SENTINEL_SCHEME,
     ProviderSettings,
     Settings,
     SettingsError,
     is_same_site,
     load_settings,
+    parse_sentinel_url,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -170,10 +172,16 @@ def _store_report(settings: Settings) -> list[str]:
             "  warning: with several workers or instances, a replayed sign-in or a back-channel "
             "logout is only known to the process that saw it: set [session] redis_url",
         ]
-    target = urlsplit(session.redis_url.get_secret_value())
-    where = f"{target.scheme}://{target.hostname}:{target.port or 6379}{target.path or '/0'}"
+    url = session.redis_url.get_secret_value()
+    if url.startswith(f"{SENTINEL_SCHEME}://"):
+        sentinel = parse_sentinel_url(url)
+        hosts = ", ".join(f"{host}:{port}" for host, port in sentinel.sentinels)
+        where = f"through Sentinel at {hosts} (primary {sentinel.primary}, db {sentinel.db})"
+    else:
+        target = urlsplit(url)
+        where = f"at {target.scheme}://{target.hostname}:{target.port or 6379}{target.path or '/0'}"
     kept = "in Redis behind an opaque ticket" if session.store == "redis" else "in the cookie"
-    return [f"sessions: {kept}; spent states and logout records in Redis at {where}"]
+    return [f"sessions: {kept}; spent states and logout records in Redis {where}"]
 
 
 def _read_claims(value: str) -> dict[str, Any]:

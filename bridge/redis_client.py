@@ -14,15 +14,16 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, RedisError
 
 from bridge.errors import StoreUnavailable
-from bridge.settings import SessionSettings
+from bridge.settings import SENTINEL_SCHEME, SessionSettings, parse_sentinel_url
 
 log = logging.getLogger("bridge.store")
 
@@ -52,20 +53,37 @@ class RedisClient:
         assert settings.redis_url is not None
         self.timeout = settings.redis_timeout
         password = settings.redis_password.get_secret_value() if settings.redis_password else None
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url.get_secret_value(),
-            max_connections=MAX_CONNECTIONS,
-            timeout=self.timeout,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
+        url = settings.redis_url.get_secret_value()
+        options: dict[str, Any] = {
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
             # One immediate retry on a fresh connection: after a Redis restart the pooled
             # connections are dead, and the first call on each would fail otherwise.
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[ConnectionError],
-            health_check_interval=30,
+            "retry": Retry(NoBackoff(), 1),
+            "retry_on_error": [ConnectionError],
+            "health_check_interval": 30,
             **({"password": password} if password is not None else {}),
-        )
-        self.redis: Redis = Redis(connection_pool=pool)
+        }
+        self._sentinel: Sentinel | None = None
+        if url.startswith(f"{SENTINEL_SCHEME}://"):
+            # Sentinel names the current primary, and names the new one after a failover;
+            # its pool asks again whenever a connection to the old primary fails.
+            target = parse_sentinel_url(url)
+            self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(target.sentinels),
+                sentinel_kwargs={
+                    "socket_timeout": self.timeout,
+                    "socket_connect_timeout": self.timeout,
+                },
+            )
+            self.redis: Redis = self._sentinel.master_for(
+                target.primary, db=target.db, max_connections=MAX_CONNECTIONS, **options
+            )
+        else:
+            pool = BlockingConnectionPool.from_url(
+                url, max_connections=MAX_CONNECTIONS, timeout=self.timeout, **options
+            )
+            self.redis = Redis(connection_pool=pool)
 
     @staticmethod
     def key(kind: str, *parts: str) -> str:
@@ -90,3 +108,5 @@ class RedisClient:
     async def aclose(self) -> None:
         await self.redis.aclose()
         await self.redis.connection_pool.disconnect()
+        for sentinel in self._sentinel.sentinels if self._sentinel else ():
+            await sentinel.aclose()

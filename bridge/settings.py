@@ -15,6 +15,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -322,11 +323,19 @@ class SessionSettings(_Model):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            parts = urlsplit(value.get_secret_value())
-            if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-                # The value may hold a password: never echo it.
-                raise ValueError("must be a redis://host[:port][/db] or rediss://… URL")
+        if value is None:
+            return value
+        url = value.get_secret_value()
+        if url.startswith(f"{SENTINEL_SCHEME}://"):
+            parse_sentinel_url(url)
+            return value
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            # The value may hold a password: never echo it.
+            raise ValueError(
+                "must be a redis://host[:port][/db] or rediss://… URL "
+                f"(or {SENTINEL_SCHEME}://… for Redis Sentinel)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -336,6 +345,48 @@ class SessionSettings(_Model):
         if self.redis_password is not None and self.redis_url is None:
             raise ValueError("redis_password: set redis_url too")
         return self
+
+
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_PORT = 26379
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """Where Redis Sentinel runs, and which primary (and database) it watches for us."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    primary: str
+    db: int
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """``redis+sentinel://host[:port][,host[:port]…]/<primary>[/<db>]``, or ValueError.
+
+    Never echoes the URL: it is a secret setting like any Redis URL.
+    """
+    shape = (
+        f"a Sentinel URL names the primary after the hosts: "
+        f"{SENTINEL_SCHEME}://host[:port][,host[:port]…]/<primary>[/<db>]"
+    )
+    rest = url.removeprefix(f"{SENTINEL_SCHEME}://")
+    netloc, _slash, path = rest.partition("/")
+    if "@" in netloc:
+        raise ValueError("put the password in redis_password, not in a Sentinel URL")
+    sentinels = []
+    for host in netloc.split(","):
+        parts = urlsplit(f"//{host}")
+        try:
+            port = parts.port or SENTINEL_PORT
+        except ValueError:
+            raise ValueError(shape) from None
+        if not parts.hostname:
+            raise ValueError(shape)
+        sentinels.append((parts.hostname, port))
+    primary, _slash, db = path.partition("/")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", primary) or not re.fullmatch(r"\d{0,2}", db):
+        raise ValueError(shape)
+    return SentinelTarget(tuple(sentinels), primary, int(db or 0))
 
 
 class TiledeskSettings(_Model):

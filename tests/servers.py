@@ -64,7 +64,12 @@ class RedisServer:
     """
 
     def __init__(
-        self, workdir: Path, password: str | None = None, *, persistent: bool = False
+        self,
+        workdir: Path,
+        password: str | None = None,
+        *,
+        persistent: bool = False,
+        replica_of: RedisServer | None = None,
     ) -> None:
         if not Path(REDIS_SERVER).is_file() or shutil.which(REDIS_SERVER) is None:
             unavailable(
@@ -73,6 +78,7 @@ class RedisServer:
         self.workdir = workdir
         self.password = password
         self.persistent = persistent
+        self.replica_of = replica_of
         self.port = free_port()
         self.log = workdir / "redis.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -99,7 +105,10 @@ class RedisServer:
             "--logfile", str(self.log),
         ]  # fmt: skip
         if self.password:
-            args += ["--requirepass", self.password]
+            # masterauth too: after a failover any server may be a replica of another.
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        if self.replica_of is not None:
+            args += ["--replicaof", "127.0.0.1", str(self.replica_of.port)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -142,6 +151,73 @@ class RedisServer:
     def stored_keys(self) -> list[str]:
         with self.client() as probe:
             return sorted(k.decode() for k in probe.keys("*"))
+
+
+class RedisSentinel:
+    """One Redis Sentinel (``redis-server --sentinel``) on 127.0.0.1 watching ``primary``."""
+
+    def __init__(self, workdir: Path, primary: RedisServer, name: str = "mymaster") -> None:
+        self.port = free_port()
+        self.name = name
+        self.log = workdir / "sentinel.log"
+        config = workdir / "sentinel.conf"  # Sentinel rewrites it: a file of its own
+        config.write_text(
+            f"bind 127.0.0.1\nport {self.port}\ndir {workdir}\nlogfile {self.log}\n"
+            f"sentinel monitor {name} 127.0.0.1 {primary.port} 1\n"
+            f"sentinel down-after-milliseconds {name} 5000\n"
+            + (f"sentinel auth-pass {name} {primary.password}\n" if primary.password else "")
+        )
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                with redis.Redis(port=self.port, socket_timeout=2) as probe:
+                    if probe.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name):
+                        return
+            except redis.RedisError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"redis sentinel did not start:\n{tail(self.log)}", pytrace=False)
+            time.sleep(0.05)
+
+    def url(self, primary: str | None = None, db: int = 0) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{primary or self.name}/{db}"
+
+    def _ask(self, *command: str) -> object:
+        with redis.Redis(port=self.port, socket_timeout=5) as sentinel:
+            return sentinel.execute_command("SENTINEL", *command)
+
+    def primary_port(self) -> int:
+        address = self._ask("GET-MASTER-ADDR-BY-NAME", self.name)
+        assert isinstance(address, list | tuple)
+        return int(address[1])
+
+    def fail_over(self, timeout: float = 60.0) -> None:
+        """Promote a replica, as Sentinel does when the primary fails, and wait until it has.
+
+        Sentinel learns of replicas from the primary every 10 s, so this may wait that long.
+        """
+        before = self.primary_port()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._ask("FAILOVER", self.name)
+                break
+            except redis.ResponseError:  # NOGOODSLAVE: no replica known yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        while self.primary_port() == before:
+            assert time.monotonic() < deadline, "Sentinel did not promote the replica"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
 
 
 def nginx_config(*, listen: int, upstreams: list[str], workdir: Path) -> str:

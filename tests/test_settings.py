@@ -211,6 +211,27 @@ def test_redis_store_takes_the_url_and_a_password_from_a_file(tmp_path: Path) ->
             {"redis_url": "http://redis:6379"},
             "session.redis_url: must be a redis://host[:port][/db] or rediss://… URL",
         ),
+        (
+            {"redis_url": "redis+sentinel://s1:26379,s2:26379"},
+            "session.redis_url: a Sentinel URL names the primary after the hosts: "
+            "redis+sentinel://host[:port][,host[:port]…]/<primary>[/<db>]",
+        ),
+        (
+            {"redis_url": "redis+sentinel://s1:26379,:26379/mymaster"},
+            "session.redis_url: a Sentinel URL names the primary after the hosts: ",
+        ),
+        (
+            {"redis_url": "redis+sentinel://s1:port/mymaster"},
+            "session.redis_url: a Sentinel URL names the primary after the hosts: ",
+        ),
+        (
+            {"redis_url": "redis+sentinel://s1/mymaster/db"},
+            "session.redis_url: a Sentinel URL names the primary after the hosts: ",
+        ),
+        (
+            {"redis_url": "redis+sentinel://:pw@s1/mymaster"},
+            "session.redis_url: put the password in redis_password, not in a Sentinel URL",
+        ),
         ({"redis_password": "pw-without-a-url"}, "session.redis_password: set redis_url too"),
         ({"redis_url": "redis://r:6379", "redis_timeout": 0}, "session.redis_timeout: "),
     ],
@@ -222,11 +243,28 @@ def test_redis_settings_problems_name_their_key(session: dict[str, Any], expecte
     assert any(line.startswith(expected) for line in lines), lines
 
 
+def test_a_sentinel_url_names_the_sentinels_the_primary_and_the_database() -> None:
+    from bridge.settings import parse_sentinel_url
+
+    data = base_settings()
+    url = "redis+sentinel://s1.acme.internal:26380,10.0.0.2,[::1]:26381/mymaster/2"
+    data["session"].update({"store": "redis", "redis_url": url})
+    session = parse_settings(data).session
+    assert session.redis_url is not None
+    target = parse_sentinel_url(session.redis_url.get_secret_value())
+    assert target.sentinels == (("s1.acme.internal", 26380), ("10.0.0.2", 26379), ("::1", 26381))
+    assert (target.primary, target.db) == ("mymaster", 2)
+    assert parse_sentinel_url("redis+sentinel://s1/mymaster").db == 0
+
+
 def test_a_bad_redis_url_is_reported_without_its_password() -> None:
     data = base_settings()
     data["session"]["redis_url"] = "http://:hunter2-secret@redis:6379"
     lines = problems(data)
-    assert lines == ["session.redis_url: must be a redis://host[:port][/db] or rediss://… URL"]
+    assert lines == [
+        "session.redis_url: must be a redis://host[:port][/db] or rediss://… URL "
+        "(or redis+sentinel://… for Redis Sentinel)"
+    ]
 
 
 # --- public_url and [sites]: one spelling of each origin ---------------------------
