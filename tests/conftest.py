@@ -101,6 +101,26 @@ def new_client(settings: Settings, idps: dict[str, FakeIdP]) -> Iterator[Callabl
         test_client.__exit__(None, None, None)
 
 
+@pytest.fixture
+def entered() -> Iterator[Callable[[Any], TestClient]]:
+    """``entered(app)``: a browser on ``app`` that stays open until the test ends.
+
+    Each open client runs its app on an event loop of its own, as a process would: an app's
+    Redis pool belongs to one loop, so two instances sharing a Redis are two apps.
+    """
+    clients: list[TestClient] = []
+
+    def enter(app: Any) -> TestClient:
+        client = TestClient(app, base_url=PUBLIC_URL, follow_redirects=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield enter
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the session's tests (in memory only), emptied per test."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -69,8 +69,11 @@ def setup(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def instance(
-    setup: str, request: pytest.FixtureRequest, idps: dict[str, FakeIdP]
-) -> Iterator[Callable[[], TestClient]]:
+    setup: str,
+    request: pytest.FixtureRequest,
+    idps: dict[str, FakeIdP],
+    entered: Callable[[Any], TestClient],
+) -> Callable[[], TestClient]:
     """A browser (or the IdP) on an instance of its own; ``cookie`` means one process."""
     data = copy.deepcopy(base_settings())
     if setup != "cookie":
@@ -78,19 +81,8 @@ def instance(
         data["session"]["store"] = setup.split("+")[0]
     settings = parse_settings(data)
     shared = create_app(settings, warm_up=False)
-    clients: list[TestClient] = []
-
-    def browser() -> TestClient:
-        # Without a shared store every client is on the one process (one app, one loop).
-        app = shared if setup == "cookie" else create_app(settings, warm_up=False)
-        client = TestClient(app, base_url=PUBLIC_URL, follow_redirects=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield browser
-    for client in clients:
-        client.__exit__(None, None, None)
+    # Without a shared store every client is on the one process (one app, one loop).
+    return lambda: entered(shared if setup == "cookie" else create_app(settings, warm_up=False))
 
 
 def signed_in(instance: Callable[[], TestClient], idp: FakeIdP, sid: str) -> TestClient:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -118,23 +118,14 @@ def test_a_handle_store_that_cannot_reach_redis_says_so(own_redis: RedisServer) 
 
 
 @pytest.fixture
-def instances(redis_url: str, idps: dict[str, FakeIdP]) -> Iterator[Callable[[], TestClient]]:
+def instances(
+    redis_url: str, idps: dict[str, FakeIdP], entered: Callable[[Any], TestClient]
+) -> Callable[[], TestClient]:
     """``instances()``: a browser on a bridge instance of its own; all share one Redis."""
     data = copy.deepcopy(settings_with({SHOP: {}, BLOG: {}}))
     data["session"]["redis_url"] = redis_url
     settings = parse_settings(data)
-    clients: list[TestClient] = []
-
-    def browser() -> TestClient:
-        app = create_app(settings, warm_up=False)
-        client = TestClient(app, base_url=settings.server.public_url, follow_redirects=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield browser
-    for client in clients:
-        client.__exit__(None, None, None)
+    return lambda: entered(create_app(settings, warm_up=False))
 
 
 def test_the_bridge_keeps_handles_in_redis_when_it_has_one(

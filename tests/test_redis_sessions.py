@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,24 +34,12 @@ def redis_settings(url: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def instance(redis_url: str, idps: dict[str, FakeIdP]) -> Iterator[Callable[[], TestClient]]:
-    """``instance()``: a browser on a bridge instance of its own; all share one Redis.
-
-    (One client per app: an app's Redis pool belongs to one event loop, as in a process.)
-    """
+def instance(
+    redis_url: str, idps: dict[str, FakeIdP], entered: Callable[[Any], TestClient]
+) -> Callable[[], TestClient]:
+    """``instance()``: a browser on a bridge instance of its own; all share one Redis."""
     settings = parse_settings(redis_settings(redis_url))
-    clients: list[TestClient] = []
-
-    def browser() -> TestClient:
-        app = create_app(settings, warm_up=False)
-        client = TestClient(app, base_url=PUBLIC_URL, follow_redirects=False)
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield browser
-    for client in clients:
-        client.__exit__(None, None, None)
+    return lambda: entered(create_app(settings, warm_up=False))
 
 
 def ticket_of(client: TestClient) -> Ticket:
