@@ -4,6 +4,7 @@ Sentinel (``redis-server --sentinel``), and a primary the Sentinel does not know
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,13 @@ def test_a_failover_keeps_the_visitor_signed_in(tmp_path: Path, idps: dict[str, 
         with TestClient(app, base_url=PUBLIC_URL, follow_redirects=False) as browser:
             assert login(browser, idps["acme"]).status_code == 303
             assert auth(browser).status_code == 200
+            # The replica may still be making its first sync on a busy machine: wait for
+            # it to acknowledge the writes so far, a second at a time (the probe's socket
+            # timeout is 2 s), for up to 30 s.
+            deadline = time.monotonic() + 30
             with primary.client() as probe:
-                assert probe.execute_command("WAIT", 1, 5000) == 1, "replicated"
+                while probe.execute_command("WAIT", 1, 1000) != 1:
+                    assert time.monotonic() < deadline, "the replica never caught up"
             watcher.fail_over()
             assert watcher.primary_port() == replica.port
             assert auth(browser).status_code == 200
