@@ -207,13 +207,24 @@ class Bridge:
             )
 
     def render(
-        self, request: Request, template: str, status: int = 200, **context: Any
+        self,
+        request: Request,
+        template: str,
+        status: int = 200,
+        *,
+        reload_with: dict[str, str] | None = None,
+        **context: Any,
     ) -> HTMLResponse:
-        """A page in the visitor's language; a ?lang= choice is remembered in a cookie."""
+        """A page in the visitor's language; a ?lang= choice is remembered in a cookie.
+
+        The language links reload this page (with ``reload_with`` as its query, for a page
+        that needs one), or go to the start from anywhere else.
+        """
         language = self.language(request)
-        # The language links reload this page, or go to the start from anywhere else.
         here, keep = "/", {}
-        if request.url.path in ("/", "/login"):
+        if reload_with is not None:
+            here, keep = request.url.path, reload_with
+        elif request.url.path in ("/", "/login"):
             here = request.url.path
             next_path = safe_next(request.query_params.get("next"))
             keep = {"next": next_path} if next_path != "/" else {}
@@ -795,6 +806,7 @@ async def site_logout(request: Request) -> Response:
     response = bridge.render(
         request,
         "site_logout.html",
+        reload_with={"return_to": page[1]},
         user=user,
         site=page[0],
         back=page[1],

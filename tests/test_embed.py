@@ -8,7 +8,7 @@ import html
 import secrets
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, quote, quote_plus, urlsplit
+from urllib.parse import parse_qs, quote, quote_plus, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -543,6 +543,21 @@ def test_the_sign_out_page_for_a_cookieless_site_asks_for_a_click(
     end = parse_qs(urlsplit(done.headers["location"]).query)
     back = sites_client.get("/", params={"state": end["state"][0]})
     assert back.headers["location"] == PAGE
+
+
+def test_the_sign_out_pages_language_links_stay_on_the_sign_out_page(
+    sites_client: TestClient, idp: FakeIdP
+) -> None:
+    """Choosing another language must not drop the visitor at the start, away from the site."""
+    _, challenge = keys()
+    site_login(sites_client, idp, challenge=challenge)
+    page = sites_client.get("/logout/site", params={"return_to": PAGE})
+    link = f"/logout/site?{urlencode({'return_to': PAGE, 'lang': 'it'})}"
+    assert f'href="{html.escape(link)}"' in page.text
+    italian = sites_client.get(link)
+    assert italian.status_code == 200
+    assert italian.headers["content-language"] == "it"
+    assert f'action="/logout?return_to={quote_plus(PAGE)}"' in italian.text
 
 
 def test_the_sign_out_page_refuses_other_pages_and_skips_when_signed_out(
