@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import MutableHeaders
-from starlette.requests import HTTPConnection, cookie_parser
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.session_store import (
@@ -102,8 +102,11 @@ class SessionMiddleware:
         """
         values = [
             value
-            for header in HTTPConnection(scope).headers.getlist("cookie")
-            for chunk in header.split(";")
+            for header_name, header in scope["headers"]
+            if header_name == b"cookie"
+            for chunk in header.decode("latin-1").split(";")
+            # Only a chunk of our name goes through the parser: one of many, usually.
+            if self.cookie_name in chunk
             for name, value in cookie_parser(chunk).items()
             if name == self.cookie_name and value
         ]

@@ -119,6 +119,38 @@ def test_a_bad_cookie_is_deleted_and_no_cookie_is_left_alone(client_clock: Any) 
     assert set_cookies(bad) == ["bridge_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bridge_session",  # a name alone is a value with an empty name, as browsers read it
+        "other=1; bridge_session ; more=2",
+        "bridge_sessions=v1.AAAA; xbridge_session=v1.AAAA",
+        "bridge_session=",
+        'bridge_session=""',
+    ],
+)
+def test_only_a_cookie_of_the_session_name_with_a_value_is_read(
+    client_clock: Any, header: str
+) -> None:
+    client, _ = client_clock()
+    response = client.get("/read", headers={"Cookie": header})
+    assert response.json() == {}
+    assert set_cookies(response) == [], "no cookie of ours came, so none is deleted"
+
+
+def test_a_quoted_and_spaced_cookie_of_ours_is_read_as_the_browser_sent_it(
+    client_clock: Any,
+) -> None:
+    client, clock = client_clock()
+    client.post("/sign-in", json={"sid": "a", "at": clock.now})
+    ours = client.cookies.get("bridge_session")
+    client.cookies.clear()
+    header = f'theme=dark;  bridge_session = "{ours}" ;lang=it'
+    response = client.get("/read", headers={"Cookie": header})
+    assert response.json() == {"sid": "a", "u": {"_id": "u"}, "at": clock.now}
+    assert set_cookies(response) == []
+
+
 def test_a_session_too_large_is_not_kept_and_the_answer_still_goes_out(
     client_clock: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
