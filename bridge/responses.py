@@ -7,18 +7,26 @@ Starlette's ``JSONResponse`` runs the standard library's encoder, a sizeable sha
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
 from starlette.responses import JSONResponse as _StarletteJSONResponse
 
 
+def render_json(content: Any) -> bytes:
+    """``content`` as the JSON body of an answer."""
+    try:
+        return orjson.dumps(content)
+    except orjson.JSONEncodeError:
+        # What Starlette's JSONResponse writes.
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode()
+
+
 class JSONResponse(_StarletteJSONResponse):
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content)
-        except orjson.JSONEncodeError:
-            return super().render(content)
+        return render_json(content)
 
 
-__all__ = ["JSONResponse"]
+__all__ = ["JSONResponse", "render_json"]

@@ -29,6 +29,7 @@ from starlette.responses import (
 )
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge import embed, identity, logout_token, outbound, sessions, tiledesk
 from bridge.embed import SiteReturn
@@ -63,7 +64,7 @@ from bridge.oidc import Provider
 from bridge.pages import LANG_COOKIE, STATIC_DIR, TEMPLATES_DIR, Branding, Pages, match_language
 from bridge.redis_client import RedisClient, StoreStatus
 from bridge.redis_sessions import RedisSessionStore
-from bridge.responses import JSONResponse
+from bridge.responses import JSONResponse, render_json
 from bridge.revocations import (
     MemoryRevocations,
     RedisRevocations,
@@ -342,9 +343,14 @@ def _check_origin(request: Request) -> str | None:
 
     Returns the allowed foreign origin (for CORS headers), or None for same-origin.
     """
-    bridge = _bridge(request)
-    origin = request.headers.get("origin")
-    fetch_site = request.headers.get("sec-fetch-site")
+    headers = request.headers
+    return _origin_of(
+        _bridge(request), headers.get("origin"), headers.get("sec-fetch-site"), request.url.path
+    )
+
+
+def _origin_of(bridge: Bridge, origin: str | None, fetch_site: str | None, path: str) -> str | None:
+    """:func:`_check_origin` on the two headers it reads."""
     if origin is not None:
         origin = origin.lower()
         if origin == bridge.origin:
@@ -355,11 +361,9 @@ def _check_origin(request: Request) -> str | None:
             return None
         if origin in bridge.settings.sites:
             return origin
-        raise CrossSiteRefused(f"refused a {request.url.path} call from origin {origin[:100]!r}")
+        raise CrossSiteRefused(f"refused a {path} call from origin {origin[:100]!r}")
     if fetch_site not in (None, "same-origin", "none"):
-        raise CrossSiteRefused(
-            f"refused a {request.url.path} call with Sec-Fetch-Site {fetch_site[:20]!r}"
-        )
+        raise CrossSiteRefused(f"refused a {path} call with Sec-Fetch-Site {fetch_site[:20]!r}")
     return None
 
 
@@ -622,31 +626,73 @@ async def _complete_login(
     return RedirectResponse(bridge.settings.url(flow.next), status_code=303)
 
 
-async def auth(request: Request) -> Response:
-    bridge = _bridge(request)
-    try:
-        origin = _check_origin(request)
-    except CrossSiteRefused:
-        bridge.metrics.auth_cross_site.inc()
-        raise
-    user = sessions.signed_in_user(request.session)
-    if origin is not None and _has_body(request):
-        user = await _redeem_sign_in(request, bridge, origin)
-    if user is None:
-        bridge.metrics.auth_not_signed_in.inc()
-        exc = NotSignedIn()
-        return JSONResponse(
-            {"error": exc.code},
-            status_code=exc.status,
-            headers={"Cache-Control": "no-store", **_cors_headers(origin)},
+class AuthEndpoint:
+    """``POST /auth``: a fresh Tiledesk token for the signed-in visitor, else 401.
+
+    Every page load that shows the chat asks it, so it is plain ASGI: it reads the four
+    headers it needs straight from the scope and writes its answer with orjson, with no
+    request or response objects. :class:`BridgeApp` serves it in front of Starlette's
+    stack, behind the same edge and session middleware as every route; it sits in the
+    router too (for the 405 of another method), where it answers the same.
+    """
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.path = "/auth"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        bridge = self.bridge
+        origin_header = fetch_site = None
+        has_body = False
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                origin_header = origin_header or value.decode("latin-1")
+            elif name == b"sec-fetch-site":
+                fetch_site = fetch_site or value.decode("latin-1")
+            elif name == b"content-length":
+                has_body = has_body or value != b"0"
+            elif name == b"transfer-encoding":
+                has_body = True
+        try:
+            try:
+                origin = _origin_of(bridge, origin_header, fetch_site, self.path)
+            except CrossSiteRefused:
+                bridge.metrics.auth_cross_site.inc()
+                raise
+            user = sessions.signed_in_user(scope["session"])
+            if origin is not None and has_body:
+                user = await _redeem_sign_in(Request(scope, receive), bridge, origin)
+        except BridgeError as exc:
+            response = await bridge_error(Request(scope, receive), exc)
+            await response(scope, receive, send)
+            return
+        if user is None:
+            bridge.metrics.auth_not_signed_in.inc()
+            await _send_json(send, 401, {"error": NotSignedIn.code}, origin)
+            return
+        conf = bridge.settings.tiledesk
+        minted = tiledesk.mint(
+            user,
+            project_id=conf.project_id,
+            secret=conf.secret.get_secret_value(),
+            ttl=conf.token_ttl,
         )
-    conf = bridge.settings.tiledesk
-    minted = tiledesk.mint(
-        user, project_id=conf.project_id, secret=conf.secret.get_secret_value(), ttl=conf.token_ttl
-    )
-    bridge.metrics.auth_ok.inc()
-    body = {"token": minted.token, "expires_at": minted.expires_at, "user": user.as_dict()}
-    return JSONResponse(body, headers={"Cache-Control": "no-store", **_cors_headers(origin)})
+        bridge.metrics.auth_ok.inc()
+        body = {"token": minted.token, "expires_at": minted.expires_at, "user": user.as_dict()}
+        await _send_json(send, 200, body, origin)
+
+
+_NO_STORE_JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], origin: str | None) -> None:
+    """A JSON answer that no cache keeps, with CORS headers for an allowed site."""
+    data = render_json(body)
+    headers = [(b"content-length", str(len(data)).encode()), *_NO_STORE_JSON]
+    if origin is not None:
+        headers += [(k.lower().encode(), v.encode()) for k, v in _cors_headers(origin).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
 
 
 def _has_body(request: Request) -> bool:
@@ -1024,9 +1070,10 @@ def _bridge_error_in(exc: BaseException) -> BridgeError | None:
 # --- the app -----------------------------------------------------------------------
 
 
-def _routes(bridge: Bridge) -> list[BaseRoute]:
+def _routes(bridge: Bridge, auth: AuthEndpoint) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
-        # First: every page load that shows the chat asks it, and routes match in order.
+        # BridgeApp answers POST /auth before the router; here it completes the 405 of
+        # another method, and answers the same if an app is ever built without the front.
         Route("/auth", auth, methods=["POST"]),
         Route("/auth", auth_preflight, methods=["OPTIONS"]),
         Route("/", index, methods=["GET", "HEAD"]),
@@ -1052,6 +1099,28 @@ def _routes(bridge: Bridge) -> list[BaseRoute]:
     return routes
 
 
+class BridgeApp(Starlette):
+    """The bridge's app: Starlette, with ``POST /auth`` answered in front of its stack.
+
+    Starlette wraps every route in its error and exception layers, the router and a
+    request object. ``/auth`` needs none of them (it renders its own error answers, and
+    the edge middleware catches anything else), and it runs on every page load that
+    shows the chat. So it goes through a short chain of its own, built from the same
+    middleware as every route: edge, session, endpoint.
+    """
+
+    def __init__(self, *, auth_chain: ASGIApp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._auth_chain = auth_chain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/auth" and scope["method"] == "POST":
+            scope["app"] = self
+            await self._auth_chain(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, warm_up: bool = True
 ) -> Starlette:
@@ -1070,23 +1139,21 @@ def create_app(
                     await task
             await bridge.aclose()
 
-    middleware = [
-        Middleware(
-            EdgeMiddleware,
-            https=settings.server.is_https,
-            trusted_proxies=settings.server.trusted_proxies,
-            on_error=unexpected_error,
-        ),
-        Middleware(
-            SessionMiddleware,
-            settings=settings.session,
-            https_only=settings.https_only,
-            store=bridge.session_store,
-        ),
-    ]
-    app = Starlette(
-        routes=_routes(bridge),
-        middleware=middleware,
+    edge: dict[str, Any] = {
+        "https": settings.server.is_https,
+        "trusted_proxies": settings.server.trusted_proxies,
+        "on_error": unexpected_error,
+    }
+    session: dict[str, Any] = {
+        "settings": settings.session,
+        "https_only": settings.https_only,
+        "store": bridge.session_store,
+    }
+    auth = AuthEndpoint(bridge)
+    app = BridgeApp(
+        auth_chain=EdgeMiddleware(SessionMiddleware(auth, **session), **edge),
+        routes=_routes(bridge, auth),
+        middleware=[Middleware(EdgeMiddleware, **edge), Middleware(SessionMiddleware, **session)],
         exception_handlers={
             BridgeError: bridge_error,
             HTTPException: http_error,
