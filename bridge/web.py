@@ -636,9 +636,10 @@ class AuthEndpoint:
     router too (for the 405 of another method), where it answers the same.
     """
 
+    path = "/auth"
+
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
-        self.path = "/auth"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         bridge = self.bridge
@@ -693,11 +694,6 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], origin: str 
         headers += [(k.lower().encode(), v.encode()) for k, v in _cors_headers(origin).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
-
-
-def _has_body(request: Request) -> bool:
-    headers = request.headers
-    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 async def _redeem_sign_in(request: Request, bridge: Bridge, origin: str) -> TiledeskUser | None:
