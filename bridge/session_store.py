@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,6 +40,9 @@ _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_+/", b"+/-_")
 #: Unpadded length mod 4 -> the low bits of the last character that encode nothing
 #: (a remainder of 1 is never a valid length).
 _SPARE_BITS = {0: 0, 2: 0b1111, 3: 0b11}
+#: In a plaintext orjson wrote: every number in it reads back exactly with orjson. Readers
+#: that predate it ignore the key, so a rolling upgrade signs nobody out.
+_ORJSON_EXACT = "x"
 #: Nothing longer is even tried: browsers never send a cookie this long back.
 _MAX_COOKIE_CHARS = 8192
 
@@ -150,7 +154,7 @@ class CookieStore(SessionStore):
             return None
         plaintext, stale = opened
         try:
-            envelope = json.loads(plaintext)
+            envelope = _loads(plaintext)
         except ValueError:
             return None
         if not isinstance(envelope, dict) or not isinstance(envelope.get("d"), dict):
@@ -182,8 +186,35 @@ def _derive_key(secret: str) -> bytes:
     return hkdf.derive(secret.encode())
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+def _dumps(envelope: dict[str, Any]) -> bytes:
+    """The envelope as JSON: by orjson, marked, when that is exact; by json otherwise.
+
+    orjson writes NaN and the infinities as ``null`` (so does ``None``: such a session
+    goes to json too), and refuses an integer past 64 bits, a lone surrogate or a key that
+    is not a string; whatever it does write, it reads back exactly.
+    """
+    try:
+        plaintext = orjson.dumps({**envelope, _ORJSON_EXACT: 1})
+    except orjson.JSONEncodeError:
+        plaintext = b"null"
+    if b"null" in plaintext:
+        plaintext = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
+    return plaintext
+
+
+def _loads(plaintext: bytes) -> Any:
+    """What :func:`_dumps` wrote, and what an older bridge sealed (json, unmarked).
+
+    orjson reads an integer past 64 bits as a float, so only a plaintext marked as
+    orjson's own is taken from it; any other is read by json, as before.
+    """
+    try:
+        envelope = orjson.loads(plaintext)
+    except orjson.JSONDecodeError:
+        envelope = None
+    if isinstance(envelope, dict) and envelope.get(_ORJSON_EXACT) == 1:
+        return envelope
+    return json.loads(plaintext)
 
 
 def _b64encode(raw: bytes) -> str:
