@@ -137,8 +137,9 @@ class CookieSealer:
 class CookieStore(SessionStore):
     """The whole session in the cookie, sealed; nothing kept on the server.
 
-    The plaintext is ``{"e": <expiry>, "d": <session>}``: the expiry is checked on every
-    read, so a cookie replayed after its ``Max-Age`` opens nothing. It is not
+    The plaintext is ``{"e": <expiry>, "d": <session>}``, with ``"x": 1`` when orjson wrote
+    it (see :func:`_dumps`): the expiry is checked on every read, so a cookie replayed after
+    its ``Max-Age`` opens nothing. It is not
     compressed: attacker-chosen text (a login's ``next``) shares the plaintext with the
     PKCE verifier and nonce, and a compressed length would leak them (CRIME).
     """
