@@ -1070,7 +1070,7 @@ def _routes(bridge: Bridge, auth: AuthEndpoint) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         # BridgeApp answers POST /auth before the router; here it completes the 405 of
         # another method, and answers the same if an app is ever built without the front.
-        Route("/auth", auth, methods=["POST"]),
+        Route(auth.path, auth, methods=["POST"]),
         Route("/auth", auth_preflight, methods=["OPTIONS"]),
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/login", chooser, methods=["GET"]),
@@ -1110,7 +1110,11 @@ class BridgeApp(Starlette):
         self._auth_chain = auth_chain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/auth" and scope["method"] == "POST":
+        if (
+            scope["type"] == "http"
+            and scope["path"] == AuthEndpoint.path
+            and scope["method"] == "POST"
+        ):
             scope["app"] = self
             await self._auth_chain(scope, receive, send)
         else:
