@@ -137,6 +137,13 @@ def test_the_asgi_entry_refuses_sites_under_several_workers(tmp_path: Path) -> N
     ]
 
 
+#: The entry's app is the bridge's Starlette app (``BridgeApp`` is one).
+PRINT_IS_STARLETTE = (
+    "import bridge.asgi, starlette.applications as s; "
+    "print(isinstance(bridge.asgi.app, s.Starlette))"
+)
+
+
 def test_the_asgi_entry_takes_sites_under_several_workers_that_share_redis(
     tmp_path: Path,
 ) -> None:
@@ -144,7 +151,7 @@ def test_the_asgi_entry_takes_sites_under_several_workers_that_share_redis(
     assert shared != PRODUCTION
     settings = _settings_dir(tmp_path, shared + '\n[sites."https://www.acme.test"]\n')
     result = subprocess.run(
-        [sys.executable, "-c", "import bridge.asgi; print(type(bridge.asgi.app).__mro__[-2])"],
+        [sys.executable, "-c", PRINT_IS_STARLETTE],
         env=_env(settings, WEB_CONCURRENCY="2"),
         cwd=REPO,
         capture_output=True,
@@ -153,7 +160,7 @@ def test_the_asgi_entry_takes_sites_under_several_workers_that_share_redis(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "<class 'starlette.applications.Starlette'>\n"
+    assert result.stdout == "True\n"
     assert "workers:" not in result.stderr
 
 
