@@ -13,7 +13,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import certifi
 import httpx
@@ -88,6 +88,8 @@ MAX_LOGOUT_BODY = 16 * 1024
 SIGNED_OUT_COOKIE = "bridge_signed_out"
 SIGNED_OUT_MAX_AGE = 300
 LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+#: Where a request keeps the language negotiated for it (the ASGI scope is per request).
+_LANGUAGE_KEY = "bridge.language"
 #: How long the page waits for the widget script before saying the chat could not load.
 CHAT_TIMEOUT_MS = 20_000
 
@@ -229,12 +231,13 @@ class Bridge:
             here = request.url.path
             next_path = safe_next(request.query_params.get("next"))
             keep = {"next": next_path} if next_path != "/" else {}
+        keep_query = f"{urlencode(keep)}&" if keep else ""
         page = self.pages.render(
             language,
             template,
             {
                 "providers": self.providers.values(),
-                "lang_url": lambda code: f"{here}?{urlencode({**keep, 'lang': code})}",
+                "lang_url": lambda code: f"{here}?{keep_query}lang={quote(code)}",
                 **context,
             },
         )
@@ -260,8 +263,13 @@ class Bridge:
         return response
 
     def language(self, request: Request) -> str:
-        chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
-        return self.pages.negotiate(request.headers.get("accept-language"), chosen)
+        """The visitor's language, negotiated once per request: a page asks for every string."""
+        language: str | None = request.scope.get(_LANGUAGE_KEY)
+        if language is None:
+            chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+            language = self.pages.negotiate(request.headers.get("accept-language"), chosen)
+            request.scope[_LANGUAGE_KEY] = language
+        return language
 
     def gettext(self, request: Request, message: str, provider: Provider | None = None) -> str:
         """A visitor-facing string from Python code, with {provider} named for the visitor."""

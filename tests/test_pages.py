@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bridge import cli
-from bridge.pages import negotiate, text_direction
+from bridge.pages import Pages, negotiate, text_direction
 from bridge.settings import SettingsError, parse_settings
 from bridge.web import create_app
 from tests.conftest import PUBLIC_URL, SESSION_SECRET, TILEDESK_SECRET, login, start_login
@@ -102,6 +102,25 @@ def test_the_language_links_keep_the_chooser_and_its_next_path(client: TestClien
     assert '<a href="/login?next=%2Fhelp&amp;lang=fr" lang="fr" hreflang="fr">Français</a>' in page
     error = client.get("/nope").text
     assert '<a href="/?lang=it" lang="it" hreflang="it">Italiano</a>' in error
+
+
+def test_a_page_negotiates_the_visitors_language_once(
+    client: TestClient, idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every string on the page asked for the language again: 7 negotiations per page load."""
+    assert login(client, idp).status_code == 303
+    calls: list[str | None] = []
+    original = Pages.negotiate
+
+    def counted(self: Pages, accept_language: str | None, chosen: str | None) -> str:
+        calls.append(accept_language)
+        return original(self, accept_language, chosen)
+
+    monkeypatch.setattr(Pages, "negotiate", counted)
+    page = client.get("/", headers={"Accept-Language": "it-IT,it;q=0.9"})
+    assert page.status_code == 200
+    assert config_of(page.text)["messages"]["connected"] == "Chat collegata."
+    assert calls == ["it-IT,it;q=0.9"]
 
 
 def test_a_language_outside_the_operators_list_falls_back_to_the_default(
