@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +43,9 @@ def build_payload(user: TiledeskUser, *, project_id: str, ttl: int, now: int) ->
         "attributes": dict(user.attributes),
         "iat": now,
         "exp": now + ttl,
-        "jti": str(uuid.uuid4()),
+        # 128 bits from the OS's CSPRNG, as a UUID4 carries (122), in a third fewer characters
+        # and a fraction of the time: ``uuid4`` builds a UUID object on every call.
+        "jti": secrets.token_urlsafe(16),
     }
     for key in ("firstname", "lastname", "email"):
         value = getattr(user, key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import subprocess
 import sys
 import textwrap
@@ -49,7 +51,9 @@ def test_minted_token_matches_tiledesk_reference_payload() -> None:
         "jti": payload["jti"],
     }
     assert minted.expires_at == 1767254400
-    assert len(payload["jti"]) == 36
+    # 128 random bits, base64url without padding: unique per token, and short.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", payload["jti"])
+    assert len(base64.urlsafe_b64decode(payload["jti"] + "==")) == 16
 
 
 def test_token_does_not_verify_with_another_secret() -> None:
