@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge import embed, identity, logout_token, outbound, sessions, tiledesk
+from bridge import embed, identity, logout_token, netbackend, outbound, sessions, tiledesk
 from bridge.embed import SiteReturn
 from bridge.errors import (
     ANY_PROVIDER,
@@ -103,11 +103,13 @@ def _tls_context() -> ssl.SSLContext:
 def outbound_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     """The one pooled transport every IdP and Tiledesk call goes through (``bridge.outbound``)."""
     return outbound.BoundedTransport(
-        httpx.AsyncHTTPTransport(
-            retries=0,
-            verify=_tls_context(),
-            proxy=settings.server.outbound_proxy,
-            limits=outbound.LIMITS,
+        netbackend.install(
+            httpx.AsyncHTTPTransport(
+                retries=0,
+                verify=_tls_context(),
+                proxy=settings.server.outbound_proxy,
+                limits=outbound.LIMITS,
+            )
         )
     )
 
