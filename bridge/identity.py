@@ -204,6 +204,56 @@ def decide(provider: ProviderSettings, claims: Claims) -> Decision:
     return Decision(True, "allowed")
 
 
+# --- which claims the policy and the mapping read ------------------------------------------
+
+
+def _spec_paths(spec: ClaimSpec) -> set[str]:
+    """Every claim path ``resolve`` may read for this spec (``_render`` reads each placeholder)."""
+    paths: set[str] = set()
+    for one in [spec] if isinstance(spec, str) else spec:
+        placeholders = PLACEHOLDER.findall(one)
+        if placeholders:
+            paths.update(name.strip() for name in placeholders)
+        else:
+            paths.add(one)
+    return paths
+
+
+def claims_read(provider: ProviderSettings) -> frozenset[str]:
+    """Every claim path ``decide`` and ``map_user`` can read for this provider, from settings.
+
+    Kept beside them so that a new read in either lands here too; a property test holds
+    the three together.
+    """
+    mapping, access = provider.claims, provider.access
+    paths = {provider.subject_claim}
+    for spec in (mapping.firstname, mapping.lastname, mapping.email):
+        if spec:  # an empty spec maps nothing and reads nothing
+            paths |= _spec_paths(spec)
+    for spec in mapping.attributes.values():
+        paths |= _spec_paths(spec)
+    if mapping.email and requires_verified_email(provider):
+        paths.add(email_verified_claim(provider))
+    if access.hosted_domain is not None:
+        paths.add("hd")
+    if access.allowed_groups:
+        paths.add(access.groups_claim)
+    return frozenset(paths)
+
+
+def userinfo_needed(provider: ProviderSettings, id_claims: Claims) -> bool:
+    """Whether to ask userinfo: always with ``true``, never with ``false``, and with ``"auto"``
+    only when its answer could change the outcome.
+
+    ID-token claims win over userinfo claims, so userinfo matters only through a path
+    that is not a literal key of the ID token; a dotted path counts as missing unless
+    the dotted key itself is there, since ``claim_value`` prefers the literal key.
+    """
+    if isinstance(provider.userinfo, bool):
+        return provider.userinfo
+    return any(path not in id_claims for path in claims_read(provider))
+
+
 # --- the Tiledesk user -----------------------------------------------------------
 
 
@@ -262,7 +312,7 @@ def map_user(
         del attributes[largest]
     return TiledeskUser(
         id=tiledesk_user_id(project_id, provider_name, issuer, subject_of(provider, claims)),
-        firstname=_text(resolve(claims, mapping.firstname)),
+        firstname=_text(resolve(claims, mapping.firstname)) if mapping.firstname else "",
         lastname=_text(resolve(claims, mapping.lastname)) if mapping.lastname else "",
         email=_text(resolve(claims, mapping.email)) if mapping.email else "",
         attributes=attributes,

@@ -16,7 +16,7 @@ import http.cookiejar
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -31,6 +31,7 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from bridge.errors import IdpError, IdpTimeout, IdpUnreachable, IdTokenInvalid
+from bridge.identity import userinfo_needed
 from bridge.metrics import Metrics
 from bridge.providers import PRESETS, discovery_url
 from bridge.remote import Reason, RemoteDocument
@@ -554,16 +555,23 @@ class Provider:
             ) from None
         return dict(claims)
 
-    async def userinfo(self, access_token: str, subject: str, *, meta: Metadata) -> dict[str, Any]:
-        """Userinfo claims, only when the ``sub`` matches the ID token's (OIDC Core 5.3.4)."""
-        if not meta.userinfo_endpoint or not self.settings.userinfo:
+    async def userinfo(
+        self, access_token: str, id_claims: Mapping[str, Any], *, meta: Metadata
+    ) -> dict[str, Any]:
+        """Userinfo claims, only when the ``sub`` matches the ID token's (OIDC Core 5.3.4).
+
+        Not asked (``{}``) when the IdP publishes no endpoint, with ``userinfo = false``, or
+        with ``"auto"`` when the ID token holds every claim the mapping and access rules read
+        (``identity.userinfo_needed``): its answer could not change the outcome.
+        """
+        if not meta.userinfo_endpoint or not userinfo_needed(self.settings, id_claims):
             return {}
         data = await self._get_json(
             "userinfo", meta.userinfo_endpoint, headers={"Authorization": f"Bearer {access_token}"}
         )
         if not isinstance(data, dict):
             raise IdpError(f"{self.name}: the userinfo answer is not a JSON object")
-        if data.get("sub") != subject:
+        if data.get("sub") != id_claims["sub"]:
             raise IdTokenInvalid(f"{self.name}: the userinfo sub differs from the ID token's sub")
         return data
 

@@ -18,7 +18,7 @@ import httpx
 
 from bridge import tiledesk
 from bridge.errors import IdpError, IdpTimeout
-from bridge.identity import TiledeskUser
+from bridge.identity import TiledeskUser, claims_read
 from bridge.oidc import ASYMMETRIC_ALGS, KTY_FOR_ALG, Metadata, Provider, loggable_url
 from bridge.providers import discovery_url
 from bridge.settings import Settings
@@ -146,8 +146,17 @@ def _check_endpoints(provider: Provider, doc: dict[str, Any], report: Report) ->
         report.ok(name, "authorization, token and jwks_uri endpoints are published")
     if not isinstance(doc.get("userinfo_endpoint"), str):
         report.warn(name, "no userinfo_endpoint: only the ID token's claims can be mapped")
-    elif not provider.settings.userinfo:
+    elif provider.settings.userinfo is False:
         report.ok(name, "userinfo_endpoint published, not used (userinfo = false)")
+    elif provider.settings.userinfo is True:
+        report.ok(name, "userinfo_endpoint published, called on every sign-in (userinfo = true)")
+    else:
+        paths = ", ".join(sorted(claims_read(provider.settings)))
+        report.ok(
+            name,
+            "userinfo_endpoint published; called only when the ID token lacks a claim the "
+            f"mapping or access rules read ({paths})",
+        )
     if isinstance(doc.get("end_session_endpoint"), str):
         report.ok(
             name,

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -468,7 +469,9 @@ class ProviderSettings(_Model):
     leeway: int = Field(default=60, ge=0, le=300)
     timeout: float = Field(default=10.0, gt=0, le=60)
     subject_claim: str = "sub"
-    userinfo: bool = True
+    #: Call the userinfo endpoint: always, never, or only when the ID token lacks a claim
+    #: the mapping or the access rules read ("auto").
+    userinfo: StrictBool | Literal["auto"] = "auto"
     authorize_params: dict[str, str] = Field(default_factory=dict)
     claims: ClaimsSettings = Field(default_factory=ClaimsSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
@@ -479,6 +482,14 @@ class ProviderSettings(_Model):
         if "openid" not in value:
             raise ValueError("must include 'openid'")
         return value
+
+    @field_validator("userinfo", mode="before")
+    @classmethod
+    def _userinfo(cls, value: Any) -> Any:
+        """One line for a bad value, rather than one per member of the union."""
+        if value is True or value is False or value == "auto":
+            return value
+        raise ValueError('must be true, false or "auto"')
 
     @field_validator("authorize_params")
     @classmethod

@@ -600,7 +600,7 @@ async def _complete_login(
     claims = await provider.verify_id_token(
         token["id_token"], nonce=flow.nonce, access_token=token.get("access_token"), meta=meta
     )
-    userinfo = await provider.userinfo(token["access_token"], claims["sub"], meta=meta)
+    userinfo = await provider.userinfo(token["access_token"], claims, meta=meta)
     merged = {**userinfo, **claims}
     decision = identity.decide(provider.settings, merged)
     if not decision.allowed:

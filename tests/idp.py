@@ -20,6 +20,9 @@ import respx
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
+#: Every claim of the default user but ``sub``: the ID token carries no profile or email claim.
+THIN_ID_TOKEN = ("email", "email_verified", "given_name", "family_name", "name", "groups")
+
 # Keys are costly to make: one set per test session, shared by every fake IdP.
 RSA_KEY = RSAKey.generate_key(2048, parameters={"kid": "rsa-1", "use": "sig"}, private=True)
 RSA_KEY_2 = RSAKey.generate_key(2048, parameters={"kid": "rsa-2", "use": "sig"}, private=True)
@@ -71,6 +74,9 @@ class FakeIdP:
     #: Replace the ID token entirely: (claims, header) -> str.
     forge: Any = None
     userinfo_overrides: dict[str, Any] | None = None
+    #: Claims of the user that only userinfo sends: a "thin" code-flow ID token, as the
+    #: OpenID certification OP and Okta's org authorization server issue.
+    userinfo_only: tuple[str, ...] = ()
     token_response_overrides: dict[str, Any] = field(default_factory=dict)
     #: Make a route misbehave: route name -> an httpx.Response to answer, an exception
     #: class to raise (``httpx.ReadTimeout``), or a callable ``(request) -> Response``.
@@ -208,7 +214,7 @@ class FakeIdP:
             "iat": now,
             "exp": now + 300,
             "auth_time": now,
-            **user,
+            **{k: v for k, v in user.items() if k not in self.userinfo_only},
         }
         if nonce is not None:
             claims["nonce"] = nonce

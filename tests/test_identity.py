@@ -6,8 +6,18 @@ import hashlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bridge.identity import claim_value, decide, map_user, resolve, tiledesk_user_id
+from bridge.identity import (
+    claim_value,
+    claims_read,
+    decide,
+    map_user,
+    resolve,
+    tiledesk_user_id,
+    userinfo_needed,
+)
 from bridge.settings import ProviderSettings
 
 PROJECT = "64f0c0ffee00000000000001"
@@ -264,3 +274,189 @@ def test_entra_preset_reads_email_verification_from_xms_edov() -> None:
     claims = {"sub": "x", "email": "ada@acme.com"}
     assert not decide(entra, claims).allowed
     assert decide(entra, {**claims, "xms_edov": True}).allowed
+
+
+# --- which claims are read, and when userinfo is asked --------------------------------------
+
+DEFAULT_READ = {"sub", "given_name", "name", "family_name", "email", "email_verified"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, DEFAULT_READ),
+        ({"subject_claim": "oid"}, DEFAULT_READ - {"sub"} | {"oid"}),
+        (
+            {"claims": {"firstname": "{ given_name } ({org.unit.name})", "lastname": ""}},
+            {"sub", "given_name", "org.unit.name", "email", "email_verified"},
+        ),
+        ({"claims": {"email": ""}}, {"sub", "given_name", "name", "family_name"}),
+        ({"claims": {"firstname": "", "lastname": []}}, {"sub", "email", "email_verified"}),
+        ({"access": {"require_email_verified": False}}, DEFAULT_READ - {"email_verified"}),
+        (
+            {"access": {"email_verified_claim": "verified"}},
+            DEFAULT_READ - {"email_verified"} | {"verified"},
+        ),
+        ({"access": {"hosted_domain": "acme.com"}}, DEFAULT_READ | {"hd"}),
+        ({"access": {"groups_claim": "roles"}}, DEFAULT_READ),
+        (
+            {"access": {"allowed_groups": ["staff"], "groups_claim": "roles"}},
+            DEFAULT_READ | {"roles"},
+        ),
+        (
+            {"claims": {"attributes": {"plan": "https://acme.com/plan", "unit": ["a.b", "{c}"]}}},
+            DEFAULT_READ | {"https://acme.com/plan", "a.b", "c"},
+        ),
+    ],
+)
+def test_claims_read_lists_every_path_the_policy_and_the_mapping_read(
+    overrides: dict[str, Any], expected: set[str]
+) -> None:
+    assert claims_read(provider(**overrides)) == expected
+
+
+def test_the_entra_preset_reads_xms_edov() -> None:
+    entra = ProviderSettings.model_validate(
+        {
+            "preset": "entra",
+            "tenant": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "client_id": "c",
+            "client_secret": "s",
+        }
+    )
+    assert claims_read(entra) == DEFAULT_READ - {"email_verified"} | {"xms_edov"}
+
+
+def test_userinfo_is_needed_only_when_the_id_token_lacks_a_claim_read() -> None:
+    auto = provider()
+    assert not userinfo_needed(auto, CLAIMS)
+    assert userinfo_needed(auto, {k: v for k, v in CLAIMS.items() if k != "family_name"})
+    assert userinfo_needed(provider(userinfo=True), CLAIMS)
+    assert not userinfo_needed(provider(userinfo=False), {"sub": "1"})
+
+
+def test_a_dotted_path_needs_userinfo_unless_the_dotted_key_itself_is_in_the_id_token() -> None:
+    """``claim_value`` prefers a literal ``org.unit.name`` key, which userinfo could send."""
+    nested = provider(claims={"attributes": {"unit": "org.unit.name"}})
+    assert userinfo_needed(nested, CLAIMS)
+    assert not userinfo_needed(nested, {**CLAIMS, "org.unit.name": "Research"})
+
+
+# A small world of claim names, so that generated settings, ID tokens and userinfo answers
+# meet: nested objects under "org", dotted keys, a namespaced key, the policy's claims. Each
+# name has a value that passes the policy, drawn often: a refusal on the first
+# check would hide whatever the later ones read.
+_GOOD: dict[str, Any] = {
+    "sub": "user-1",
+    "oid": "object-1",
+    "email": "ada@acme.com",
+    "email_verified": True,
+    "verified": "true",
+    "xms_edov": True,
+    "given_name": "Ada",
+    "family_name": "Lovelace",
+    "name": "Ada Lovelace",
+    "groups": ["support"],
+    "roles": "support",
+    "hd": "acme.com",
+    "org": {"unit": {"name": "Research"}},
+    "org.unit": {"name": "Lab"},
+    "org.unit.name": "Studio",
+    "https://acme.com/plan": "gold",
+    "": "blank",
+}
+_NAME = st.sampled_from(sorted(_GOOD))
+_SPEC_PART = _NAME | _NAME.map(lambda n: "{" + n + "}") | _NAME.map(lambda n: "{ " + n + " }")
+_ONE_SPEC = _SPEC_PART | st.lists(_SPEC_PART, min_size=2, max_size=3).map(" ".join)
+_SPEC = _ONE_SPEC | st.lists(_ONE_SPEC, max_size=3)
+#: What an operator writes to map nothing.
+_EMPTY = st.sampled_from(["", []])
+_SCALAR = st.sampled_from(
+    [True, False, "true", "", "acme.com", "ada@acme.com", "ada@evil.com", "support", "x", 0, 1.5]
+) | st.text(max_size=6)
+_VALUE = st.recursive(
+    _SCALAR,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_NAME, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _value(name: str) -> st.SearchStrategy[Any]:
+    """A value for this claim; a spec like ``"{}"`` is a path of its own, with no good value."""
+    return st.just(_GOOD[name]) | _VALUE if name in _GOOD else _VALUE
+
+
+#: What userinfo sends: every name, or some of them.
+_ANSWER = st.fixed_dictionaries({name: _value(name) for name in _GOOD}) | st.fixed_dictionaries(
+    {}, optional={name: _value(name) for name in _GOOD}
+)
+
+
+@st.composite
+def _providers(draw: st.DrawFn) -> ProviderSettings:
+    access: dict[str, Any] = {
+        "email_domains": draw(st.sampled_from([[], [], ["acme.com"], [".acme.com"]])),
+        "hosted_domain": draw(st.none() | st.just("acme.com")),
+        "groups_claim": draw(st.sampled_from(["groups", "roles"]) | _NAME),
+        "allowed_groups": draw(st.sampled_from([[], ["support"], ["x", "support"]])),
+        "require_email_verified": draw(st.none() | st.booleans()),
+    }
+    if draw(st.booleans()):
+        access["email_verified_claim"] = draw(_NAME)
+    preset: dict[str, Any] = draw(
+        st.sampled_from(
+            [
+                {"preset": "generic", "issuer": "https://idp.test"},
+                {"preset": "entra", "tenant": "72f988bf-86f1-41af-91ab-2d7cd011db47"},
+            ]
+        )
+    )
+    return ProviderSettings.model_validate(
+        {
+            **preset,
+            "client_id": "c",
+            "client_secret": "s",
+            "subject_claim": draw(_NAME),
+            "claims": {
+                "firstname": draw(_EMPTY | _SPEC),
+                "lastname": draw(_EMPTY | _SPEC),
+                "email": draw(st.just("email") | _EMPTY | _SPEC),
+                "attributes": draw(
+                    st.dictionaries(st.sampled_from(["a", "b", "plan"]), _SPEC, max_size=3)
+                ),
+            },
+            "access": access,
+        }
+    )
+
+
+def _outcome(conf: ProviderSettings, claims: dict[str, Any]) -> tuple[Any, Any]:
+    try:
+        user: Any = map_user(
+            project_id=PROJECT, provider_name="acme", provider=conf, issuer="i", claims=claims
+        )
+    except ValueError as exc:
+        user = str(exc)
+    return decide(conf, claims), user
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=st.data(),
+    conf=_providers(),
+    extra=st.dictionaries(_NAME, _VALUE, max_size=2),
+    userinfo=_ANSWER,
+)
+def test_userinfo_cannot_change_the_outcome_when_the_id_token_holds_every_claim_read(
+    data: st.DataObject,
+    conf: ProviderSettings,
+    extra: dict[str, Any],
+    userinfo: dict[str, Any],
+) -> None:
+    """The callback merges ``{**userinfo, **id_claims}``: ID-token claims win. So once every
+    path of ``claims_read`` is a key of the ID token, no userinfo answer changes a thing,
+    and ``userinfo = "auto"`` skips the call."""
+    read = sorted(claims_read(conf))
+    id_claims = {**extra, **{path: data.draw(_value(path), label=path) for path in read}}
+    assert not userinfo_needed(conf, id_claims)
+    assert _outcome(conf, {**userinfo, **id_claims}) == _outcome(conf, id_claims)

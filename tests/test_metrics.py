@@ -30,6 +30,7 @@ def value(
 def test_a_login_is_counted_with_idp_latency_and_key_loads(
     client: TestClient, idp: FakeIdP
 ) -> None:
+    idp.userinfo_only = ("family_name",)  # so that userinfo is asked, and timed
     login(client, idp)
     auth(client)
     samples = scrape(client)

@@ -146,6 +146,24 @@ def test_no_end_session_endpoint_is_only_a_warning(
     ) in lines
 
 
+def test_what_userinfo_does_is_reported_per_provider(
+    settings_data: dict[str, Any], idps: dict[str, FakeIdP], tiledesk_api: respx.Route
+) -> None:
+    settings_data["providers"]["google"]["userinfo"] = True
+    settings_data["providers"]["generic"]["userinfo"] = False
+    passed, lines = run(parse_settings(settings_data))
+    assert passed, lines
+    assert (
+        "ok   acme: userinfo_endpoint published; called only when the ID token lacks a claim "
+        "the mapping or access rules read "
+        "(email, email_verified, family_name, given_name, groups, name, sub)"
+    ) in lines
+    assert (
+        "ok   google: userinfo_endpoint published, called on every sign-in (userinfo = true)"
+    ) in lines
+    assert "ok   generic: userinfo_endpoint published, not used (userinfo = false)" in lines
+
+
 def test_symmetric_algorithms_are_reported_as_refused(
     settings: Settings, idps: dict[str, FakeIdP], tiledesk_api: respx.Route
 ) -> None:

@@ -179,6 +179,63 @@ def test_repo_settings_file_runs_the_demo(tmp_path: Path, monkeypatch: pytest.Mo
     assert settings.server.public_url == "http://127.0.0.1:8000"
 
 
+def _provider_toml(tmp_path: Path, *lines: str) -> Path:
+    """A settings.toml whose one provider ends with these lines."""
+    file = tmp_path / "settings.toml"
+    file.write_text(
+        f"""
+[server]
+public_url = "http://127.0.0.1:8000"
+
+[session]
+secret = "{SESSION_SECRET}"
+
+[tiledesk]
+project_id = "64f0c0ffee00000000000001"
+secret = "0b1c6c52-41f7-4a8f-9d50-6a3c2f1a7e11"
+
+[providers.acme]
+preset = "generic"
+issuer = "https://idp.acme.test"
+client_id = "bridge"
+client_secret = "a-client-secret"
+"""
+        + "\n".join(lines)
+    )
+    return file
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("", "auto"),
+        ("userinfo = true", True),
+        ("userinfo = false", False),
+        ('userinfo = "auto"', "auto"),
+    ],
+    ids=["default", "true", "false", "auto"],
+)
+def test_userinfo_takes_true_false_or_auto_and_defaults_to_auto(
+    tmp_path: Path, line: str, expected: bool | str
+) -> None:
+    userinfo = load_settings(_provider_toml(tmp_path, line)).providers["acme"].userinfo
+    assert userinfo == expected
+    assert type(userinfo) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['"sometimes"', '"Auto"', '"true"', '""', "1", "0", "1.0", '["auto"]', "{ auto = true }"],
+)
+def test_a_bad_userinfo_value_is_refused_naming_the_key(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_provider_toml(tmp_path, f"userinfo = {value}", "leeway = 9999"))
+    assert caught.value.problems == [
+        "providers.acme.leeway: Input should be less than or equal to 300",
+        'providers.acme.userinfo: must be true, false or "auto"',
+    ]
+
+
 def test_session_store_defaults_to_the_cookie_without_redis() -> None:
     session = parse_settings(base_settings()).session
     assert (session.store, session.redis_url, session.redis_timeout) == ("cookie", None, 1.0)

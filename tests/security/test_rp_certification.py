@@ -9,12 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 import respx
 from joserfc.jwk import ECKey
 from starlette.testclient import TestClient
 
 from tests.conftest import login, start_login
-from tests.idp import ATTACKER_KEY, EC_KEY, RSA_KEY, RSA_KEY_2, FakeIdP, unsigned
+from tests.idp import (
+    ATTACKER_KEY,
+    EC_KEY,
+    RSA_KEY,
+    RSA_KEY_2,
+    THIN_ID_TOKEN,
+    FakeIdP,
+    unsigned,
+)
 from tests.security import (
     assert_id_token_rejected,
     assert_no_session,
@@ -74,6 +83,22 @@ def test_rp_nonce_missing(client: TestClient, idp: FakeIdP) -> None:
 
 
 def test_rp_userinfo_bad_sub_claim(client: TestClient, idp: FakeIdP) -> None:
+    """``userinfo = "auto"``: the certification OP's ID token has no profile claim to map."""
+    idp.userinfo_only = THIN_ID_TOKEN
+    idp.userinfo_overrides = {"sub": "someone-else"}
+    response = login(client, idp)
+    assert_refused(response, 401, "id_token_invalid")
+    assert_no_session(client)
+    assert idp.routes["userinfo"].call_count == 1
+
+
+def test_rp_userinfo_bad_sub_claim_with_userinfo_always_asked(
+    settings_data: dict[str, Any], request: pytest.FixtureRequest, idp: FakeIdP
+) -> None:
+    """``userinfo = true`` asks it even when the ID token holds every claim, and checks it."""
+    settings_data["providers"]["acme"]["userinfo"] = True
+    client: TestClient = request.getfixturevalue("client")
+    idp.userinfo_only = ()
     idp.userinfo_overrides = {"sub": "someone-else"}
     response = login(client, idp)
     assert_refused(response, 401, "id_token_invalid")
