@@ -314,6 +314,9 @@ realm = "{REALM}"
 client_id = "{op.client_id}"
 client_secret = "{op.client_secret}"
 scopes = ["openid", "email", "profile", "groups"]
+# This OP puts the scope claims in the ID token too, so "auto" would never ask userinfo:
+# every browser sign-in asks it here, so the certified OP's userinfo stays exercised.
+userinfo = true
 
 [providers.acme.claims]
 attributes = {{ groups = "groups" }}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import jwt
 import pytest
 
@@ -121,14 +122,28 @@ def no_horizontal_scroll(page: Any) -> bool:
 # --- scenarios ---------------------------------------------------------------------------------
 
 
+def userinfo_calls(bridge: Bridge) -> int:
+    """How many userinfo calls the bridge has timed (its /metrics), over every sign-in."""
+    text = httpx.get(f"{bridge.url}/metrics", timeout=10).text
+    match = re.search(
+        r'^bridge_idp_request_seconds_count\{endpoint="userinfo",provider="acme"\} (\S+)$',
+        text,
+        re.M,
+    )
+    return int(float(match.group(1))) if match else 0
+
+
 def test_alice_signs_in_at_the_op_and_the_widget_gets_her_tiledesk_token(
     bridge: Bridge, new_context: Callable[..., Any], artifacts: Path
 ) -> None:
     page = new_context(viewport={"width": 1280, "height": 800}).new_page()
     watch = Watch(page, bridge)
+    asked = userinfo_calls(bridge)
     sign_in(page, bridge, "alice")
 
     assert page.locator("#user-name").inner_text() == "Alice Liddell"
+    # userinfo = true in this suite's settings: the certified OP's userinfo, asked once.
+    assert userinfo_calls(bridge) == asked + 1
     token = the_token(page)
     assert [entry["status"] for entry in watch.auth_bodies] == [200]
     answer = watch.auth_bodies[0]["body"]
