@@ -13,11 +13,11 @@ encode/httpcore#930).
 This backend speaks httpcore's public network-backend interface over an
 :class:`asyncio.Protocol`: data is buffered as it arrives (bounded, with reading
 paused above a high-water mark), so "is readable" is a look at that state; a read
-waits on one future, a write waits only when the transport pushes back, and TLS is
-``loop.start_tls``. Every failure is raised as the httpcore exception anyio's
-backend raises for it, with the OS or TLS error as its cause, so httpx, the
-relying party's error mapping and ``check``'s diagnosis see what they saw before.
-HTTP itself stays httpcore's and h11's.
+waits on one future, a request's head and body leave in one write, which waits only
+when the transport pushes back, and TLS is ``loop.start_tls``. Every failure is
+raised as the httpcore exception anyio's backend raises for it, with the OS or TLS
+error as its cause, so httpx, the relying party's error mapping and ``check``'s
+diagnosis see what they saw before. HTTP itself stays httpcore's and h11's.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ import httpx
 #: Reading pauses when this much has arrived unread, and resumes below the low mark.
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+#: Writes wait for the next read, or until this much is waiting to go.
+COALESCE = 64 * 1024
 
 #: httpcore's socket option: ``setsockopt``'s arguments.
 SocketOption = (
@@ -123,6 +125,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     def __init__(self, connection: _Connection) -> None:
         self._connection = connection
+        #: What httpcore wrote that has not gone to the transport yet (see :meth:`write`).
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
 
     @property
     def _transport(self) -> asyncio.Transport:
@@ -131,6 +136,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return transport
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._pending:
+            await self._flush(timeout)
         connection = self._connection
         if not connection.buffer and not connection.eof and not connection.lost:
             try:
@@ -145,13 +152,33 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return b""  # the peer closed its side: httpcore reads that as the end
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        """Held until httpcore next reads (or ``COALESCE`` bytes wait), then sent at once.
+
+        httpcore writes a request's head and its body separately, then reads the answer:
+        on the socket that is two sends, each waking the server, for a token request of
+        a few hundred bytes. It reads nothing before the request is whole, so holding the
+        pieces until then changes no exchange; a long body still goes in bounded pieces.
+        """
         if not buffer:
             return
         connection = self._connection
         if connection.lost or self._transport.is_closing():
             error = connection.error
             raise httpcore.WriteError(str(error or "the connection is closed")) from error
-        self._transport.write(buffer)
+        self._pending.append(buffer)
+        self._pending_bytes += len(buffer)
+        if self._pending_bytes >= COALESCE:
+            await self._flush(timeout)
+
+    async def _flush(self, timeout: float | None) -> None:
+        connection = self._connection
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        if connection.lost or self._transport.is_closing():
+            error = connection.error
+            raise httpcore.WriteError(str(error or "the connection is closed")) from error
+        self._transport.write(data)
         try:
             async with asyncio.timeout(timeout):
                 await connection.writable()
@@ -161,6 +188,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(connection.error)) from connection.error
 
     async def aclose(self) -> None:
+        self._pending.clear()  # a request nobody read the answer to is abandoned
+        self._pending_bytes = 0
         self._transport.close()
 
     async def start_tls(
@@ -169,6 +198,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        if self._pending:  # a proxy's CONNECT has been answered, so there is none
+            await self._flush(timeout)
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):

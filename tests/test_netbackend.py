@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,54 @@ def test_a_body_past_the_high_water_mark_arrives_whole(run: Any) -> None:
     big, length = run(main())
     assert big == BIG
     assert length == str(len(BIG) * 3).encode()
+
+
+def test_a_request_head_and_body_leave_in_one_write(
+    run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpcore writes a POST's head and body apart: two sends, the server woken twice."""
+    writes: list[int] = []
+    made = netbackend._Connection.connection_made
+
+    def counting(self: netbackend._Connection, transport: Any) -> None:
+        made(self, transport)
+        real = self.transport
+
+        class Counted:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def write(self, data: bytes) -> None:
+                writes.append(len(data))
+                real.write(data)  # type: ignore[union-attr]
+
+        self.transport = Counted()  # type: ignore[assignment]
+
+    monkeypatch.setattr(netbackend._Connection, "connection_made", counting)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield bytes(netbackend.COALESCE)
+
+    async def main() -> tuple[bytes, list[int], bytes]:
+        server = Server()
+        url = await server.start()
+        async with client() as http:
+            small = (await http.post(f"{url}/length", content=b"grant_type=x&code=y")).content
+            one_write = list(writes)
+            length = {"content-length": str(8 * netbackend.COALESCE)}
+            answer = await http.post(f"{url}/length", content=pieces(), headers=length)
+            streamed = answer.content
+        await server.stop()
+        return small, one_write, streamed
+
+    small, one_write, streamed = run(main())
+    assert small == b"19"
+    assert len(one_write) == 1 and one_write[0] > 19  # the head and the body together
+    # A streamed body still leaves piece by piece, never held whole.
+    assert streamed == str(8 * netbackend.COALESCE).encode()
+    assert len(writes) == 1 + 8
+    assert max(writes[1:]) < netbackend.COALESCE + 1024
 
 
 def test_a_server_that_never_answers_is_a_read_timeout(run: Any) -> None:
