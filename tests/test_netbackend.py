@@ -229,6 +229,23 @@ def test_a_server_that_never_answers_is_a_read_timeout(run: Any) -> None:
     assert isinstance(run(main()), httpx.ReadTimeout)
 
 
+def test_a_call_cancelled_mid_read_leaves_the_pool_usable(run: Any) -> None:
+    """The relying party bounds a whole IdP call with its own deadline (a cancellation)."""
+
+    async def main() -> tuple[bytes, int]:
+        server = Server()
+        url = await server.start()
+        async with client() as http:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await http.get(f"{url}/hang")
+            after = (await http.get(f"{url}/small")).content
+        await server.stop()
+        return after, server.connections
+
+    assert run(main()) == (b"ok", 2)  # the cancelled connection is not reused
+
+
 def test_a_body_cut_short_is_a_protocol_error_not_a_short_answer(run: Any) -> None:
     async def main() -> type[BaseException]:
         server = Server()
@@ -279,6 +296,60 @@ def test_tls_verifies_the_servers_certificate(run: Any, tmp_path: Path) -> None:
     assert version in ("TLSv1.2", "TLSv1.3")
     verify_errors = [c for c in causes(refused) if isinstance(c, ssl.SSLCertVerificationError)]
     assert [e.verify_message for e in verify_errors] == ["self-signed certificate"]
+
+
+async def _connect_proxy() -> tuple[asyncio.Server, list[str]]:
+    """A forward proxy that opens CONNECT tunnels, as an egress proxy does for https."""
+    tunnels: list[str] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        method, target, _version = head.decode("latin-1").split("\r\n")[0].split(" ")
+        assert method == "CONNECT"
+        tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0), tunnels
+
+
+def test_tls_through_a_proxy_tunnel(run: Any, tmp_path: Path) -> None:
+    cert_path, key_path = _self_signed(tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert_path, key_path)
+    trusting = ssl.create_default_context(cafile=str(cert_path))
+
+    async def main() -> tuple[list[bytes], list[str], int]:
+        server = Server()
+        url = await server.start(server_context)
+        proxy, tunnels = await _connect_proxy()
+        proxy_url = f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+        transport = netbackend.install(
+            httpx.AsyncHTTPTransport(verify=trusting, proxy=proxy_url, retries=0)
+        )
+        async with httpx.AsyncClient(transport=transport, timeout=5, trust_env=False) as http:
+            bodies = [(await http.get(f"{url}/small")).content for _ in range(3)]
+            bodies.append((await http.post(f"{url}/length", content=BIG)).content)
+        proxy.close()
+        await server.stop()
+        return bodies, tunnels, server.connections
+
+    bodies, tunnels, connections = run(main())
+    assert bodies == [b"ok", b"ok", b"ok", str(len(BIG)).encode()]
+    assert len(tunnels) == 1 and connections == 1  # one tunnel, kept alive, TLS inside
 
 
 def test_the_outbound_transport_uses_it_directly_and_through_a_proxy() -> None:
