@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, cast
 
 import httpcore
@@ -126,8 +126,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, connection: _Connection) -> None:
         self._connection = connection
         #: What httpcore wrote that has not gone to the transport yet (see :meth:`write`).
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
+        self._pending = bytearray()
 
     @property
     def _transport(self) -> asyncio.Transport:
@@ -161,23 +160,22 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         """
         if not buffer:
             return
+        self._refuse_if_closed()
+        self._pending += buffer
+        if len(self._pending) >= COALESCE:
+            await self._flush(timeout)
+
+    def _refuse_if_closed(self) -> None:
         connection = self._connection
         if connection.lost or self._transport.is_closing():
             error = connection.error
             raise httpcore.WriteError(str(error or "the connection is closed")) from error
-        self._pending.append(buffer)
-        self._pending_bytes += len(buffer)
-        if self._pending_bytes >= COALESCE:
-            await self._flush(timeout)
 
     async def _flush(self, timeout: float | None) -> None:
         connection = self._connection
-        data = b"".join(self._pending)
+        data = bytes(self._pending)
         self._pending.clear()
-        self._pending_bytes = 0
-        if connection.lost or self._transport.is_closing():
-            error = connection.error
-            raise httpcore.WriteError(str(error or "the connection is closed")) from error
+        self._refuse_if_closed()
         self._transport.write(data)
         try:
             async with asyncio.timeout(timeout):
@@ -189,7 +187,6 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def aclose(self) -> None:
         self._pending.clear()  # a request nobody read the answer to is abandoned
-        self._pending_bytes = 0
         self._transport.close()
 
     async def start_tls(
@@ -248,18 +245,10 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, connection = await loop.create_connection(
-                    _Connection,
-                    host,
-                    port,
-                    local_addr=(local_address, 0) if local_address else None,
-                )
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"no connection within {timeout}s") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        local_addr = (local_address, 0) if local_address else None
+        transport, connection = await _connected(
+            loop.create_connection(_Connection, host, port, local_addr=local_addr), timeout
+        )
         # asyncio sets TCP_NODELAY on its TCP sockets; the operator's options come on top.
         sock = transport.get_extra_info("socket")
         for option in socket_options or ():
@@ -273,17 +262,26 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                _transport, connection = await loop.create_unix_connection(_Connection, path)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"no connection within {timeout}s") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        _transport, connection = await _connected(
+            loop.create_unix_connection(_Connection, path), timeout
+        )
         return AsyncioStream(connection)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+async def _connected(
+    opening: Awaitable[tuple[asyncio.BaseTransport, _Connection]], timeout: float | None
+) -> tuple[asyncio.BaseTransport, _Connection]:
+    """A connection the loop opens, its failures raised as httpcore's connect errors."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await opening
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"no connection within {timeout}s") from None
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
 
 
 def install(transport: httpx.AsyncHTTPTransport) -> httpx.AsyncHTTPTransport:
