@@ -262,8 +262,8 @@ def test_access_policy(access: dict[str, Any], claims: dict[str, Any], allowed: 
     assert decision.allowed is allowed, decision.reason
 
 
-def test_entra_preset_reads_email_verification_from_xms_edov() -> None:
-    entra = ProviderSettings.model_validate(
+def entra_provider() -> ProviderSettings:
+    return ProviderSettings.model_validate(
         {
             "preset": "entra",
             "tenant": "72f988bf-86f1-41af-91ab-2d7cd011db47",
@@ -271,6 +271,10 @@ def test_entra_preset_reads_email_verification_from_xms_edov() -> None:
             "client_secret": "s",
         }
     )
+
+
+def test_entra_preset_reads_email_verification_from_xms_edov() -> None:
+    entra = entra_provider()
     claims = {"sub": "x", "email": "ada@acme.com"}
     assert not decide(entra, claims).allowed
     assert decide(entra, {**claims, "xms_edov": True}).allowed
@@ -316,14 +320,7 @@ def test_claims_read_lists_every_path_the_policy_and_the_mapping_read(
 
 
 def test_the_entra_preset_reads_xms_edov() -> None:
-    entra = ProviderSettings.model_validate(
-        {
-            "preset": "entra",
-            "tenant": "72f988bf-86f1-41af-91ab-2d7cd011db47",
-            "client_id": "c",
-            "client_secret": "s",
-        }
-    )
+    entra = entra_provider()
     assert claims_read(entra) == DEFAULT_READ - {"email_verified"} | {"xms_edov"}
 
 
