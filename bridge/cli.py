@@ -42,6 +42,7 @@ def _load(path: str | None) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bridge.http_protocol import OneWriteProtocol
     from bridge.logs import setup_logging
     from bridge.web import create_app
 
@@ -98,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             server_header=False,
             log_config=None,
             access_log=False,
+            http=OneWriteProtocol,
         )
         return EXIT_OK
     uvicorn.run(
@@ -108,6 +110,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
         log_config=None,
         access_log=False,
+        # uvicorn's httptools protocol, each answer's head and body sent in one write.
+        http=OneWriteProtocol,
     )
     return EXIT_OK
 

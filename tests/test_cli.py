@@ -18,6 +18,7 @@ import pytest
 import respx
 
 from bridge import cli
+from bridge.http_protocol import OneWriteProtocol
 from tests.conftest import PROJECT_ID, SESSION_SECRET, TILEDESK_SECRET
 from tests.idp import FakeIdP
 
@@ -441,6 +442,7 @@ def test_serve_runs_one_app_without_uvicorns_proxy_headers(
     assert options["port"] == 9001 and options["host"] == "127.0.0.1"
     assert options["proxy_headers"] is False
     assert options["server_header"] is False
+    assert options["http"] is OneWriteProtocol  # each answer in one write
 
 
 def test_serve_with_workers_points_each_worker_at_the_same_file(
@@ -457,6 +459,7 @@ def test_serve_with_workers_points_each_worker_at_the_same_file(
     assert app == "bridge.asgi:app"
     assert options["workers"] == 3
     assert options["proxy_headers"] is False
+    assert options["http"] is OneWriteProtocol
     assert os.environ["BRIDGE_SETTINGS"] == str(settings_file.resolve())
 
 
