@@ -188,12 +188,19 @@ def _public_only(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in private}
 
 
-def _no_cookies() -> http.cookiejar.CookieJar:
-    """A cookie jar whose policy accepts no cookie from any domain.
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps no cookie, and does not read answers looking for one.
 
-    Handed to httpx as the jar itself: httpx copies an ``httpx.Cookies`` into a plain jar.
+    Handed to httpx as the jar itself (httpx copies an ``httpx.Cookies`` into a plain jar).
+    A refusing policy would keep nothing too, but only after ``http.cookiejar`` has copied
+    every answer's headers three times over to find its Set-Cookie lines.
     """
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+    def extract_cookies(self, response: object, request: object) -> None:
+        return None
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
 
 
 def authorize_params(settings: ProviderSettings) -> dict[str, str]:
@@ -244,7 +251,7 @@ class Provider:
             trust_env=False,
             # One client serves every visitor: a cookie the IdP sets in one visitor's answer
             # (a load balancer's stickiness, say) must never ride along on another's call.
-            cookies=_no_cookies(),
+            cookies=_NoCookies(),
         )
         self._metrics = metrics
         # Wall time, for the ID token's exp/iat; the caches below keep monotonic time
