@@ -104,4 +104,4 @@ if _settings.sites and _workers > 1 and _settings.session.redis_url is None:
 setup_logging(_settings.server.log_format, _settings.server.log_level)
 for _warning in _settings.warnings:
     logging.getLogger("bridge").warning("%s", _warning)
-app = create_app(_settings)
+app = create_app(_settings, freeze_heap=True)

@@ -103,7 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_heap=True),
         host=host,
         port=port,
         proxy_headers=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -16,10 +17,13 @@ import httpx
 import jwt
 import pytest
 import respx
+from starlette.testclient import TestClient
 
 from bridge import cli
 from bridge.http_protocol import OneWriteProtocol
-from tests.conftest import PROJECT_ID, SESSION_SECRET, TILEDESK_SECRET
+from bridge.settings import parse_settings
+from bridge.web import create_app
+from tests.conftest import PROJECT_ID, SESSION_SECRET, TILEDESK_SECRET, base_settings
 from tests.idp import FakeIdP
 
 AUDIENCE = f"https://tiledesk.com/projects/{PROJECT_ID}"
@@ -443,6 +447,27 @@ def test_serve_runs_one_app_without_uvicorns_proxy_headers(
     assert options["proxy_headers"] is False
     assert options["server_header"] is False
     assert options["http"] is OneWriteProtocol  # each answer in one write
+
+
+def test_serve_moves_what_start_up_built_out_of_the_collectors_way(
+    settings_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the served app has started, its start-up objects are frozen (gc.freeze)."""
+    calls: list[Any] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append(app))
+    status, _, _ = run(capsys, "serve", "--settings", str(settings_file))
+    assert status == 0
+    ((app,),) = [calls]
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        with TestClient(app):
+            frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()  # the test process keeps collecting as before
+    assert frozen > 10_000
+    with TestClient(create_app(parse_settings(base_settings()), warm_up=False)):
+        assert gc.get_freeze_count() == 0  # an app built without it leaves the heap alone
 
 
 def test_serve_with_workers_points_each_worker_at_the_same_file(
