@@ -11,6 +11,7 @@ advertises are accepted, and discovery and keys expire and refresh (see
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import http.cookiejar
 import logging
@@ -80,6 +81,11 @@ class Metadata:
     algorithms: tuple[str, ...]
     token_auth_method: str
     iss_in_response: bool
+
+    @functools.cached_property
+    def token_url(self) -> httpx.URL:
+        """The token endpoint, parsed once: httpx would parse the string on every sign-in."""
+        return httpx.URL(self.token_endpoint)
 
     @classmethod
     def parse(cls, doc: Any, expected_issuer: str) -> Metadata:
@@ -475,7 +481,7 @@ class Provider:
 
         async def call() -> dict[str, Any]:
             token = await self._client.fetch_token(
-                meta.token_endpoint,
+                meta.token_url,
                 grant_type="authorization_code",
                 code=code,
                 code_verifier=verifier,

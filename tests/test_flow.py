@@ -91,3 +91,14 @@ def test_same_user_in_two_browsers_gets_the_same_id(
 def test_login_redirects_to_next_path_on_this_site(client: TestClient, idp: FakeIdP) -> None:
     response = login(client, idp, next_path="/help%3Ftopic%3Dbilling")
     assert response.headers["location"] == f"{PUBLIC_URL}/help?topic=billing"
+
+
+def test_a_token_endpoint_with_a_query_gets_the_token_request_with_its_query(
+    client: TestClient, idp: FakeIdP
+) -> None:
+    """Azure AD B2C names the user flow in its endpoints' query (``?p=``): kept as published."""
+    idp.discovery_overrides["token_endpoint"] = f"{idp.base}/token?p=B2C_1_signin"
+    assert login(client, idp).status_code == 303
+    sent = idp.routes["token"].calls.last.request
+    assert sent.url.params["p"] == "B2C_1_signin"
+    assert str(sent.url) == f"{idp.base}/token?p=B2C_1_signin"
