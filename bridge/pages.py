@@ -8,16 +8,31 @@ nowhere else. Catalogues are compiled from their ``.po`` files when the bridge s
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.ext
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
+from jinja2.lexer import (
+    TOKEN_BLOCK_BEGIN,
+    TOKEN_DOT,
+    TOKEN_LPAREN,
+    TOKEN_NAME,
+    TOKEN_PIPE,
+    TOKEN_RPAREN,
+    TOKEN_STRING,
+    TOKEN_TILDE,
+    TOKEN_VARIABLE_BEGIN,
+    Token,
+    TokenStream,
+)
+from markupsafe import Markup
 
 PACKAGE_DIR = Path(__file__).parent
 
@@ -36,6 +51,71 @@ BUILTIN_PREFIX = "bridge"
 SOURCE_LANGUAGE = "en"
 LANG_COOKIE = "bridge_lang"
 EXTENSIONS = ["jinja2.ext.i18n"]
+
+
+class InlineGettext(jinja2.ext.Extension):
+    """Each ``_("constant")`` in a template translated once, when the template compiles.
+
+    Every language has an environment of its own, so a message without variables has
+    one translation per template; Jinja's i18n would look it up, mark it safe and
+    %-format it on every render, through three context calls. The call is replaced by
+    the text it returns under autoescape, marked safe (``("text"|safe)``, which Jinja
+    folds into a constant). A call with variables, with more than one argument, or as
+    an attribute (``x._("...")``), or in a tag that concatenates with ``~`` is left to the
+    render. Message extraction
+    (``make messages``) reads the template source, so it still sees the calls.
+    """
+
+    def __init__(self, environment: jinja2.Environment) -> None:
+        super().__init__(environment)
+        #: The environment's ``gettext(message) -> translation``; None: nothing is folded.
+        environment.extend(inline_gettext=None)
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        tokens = list(stream)
+        # Jinja folds a constant ``~`` into a plain string, dropping the text's safe mark:
+        # a tag that concatenates is left to the render.
+        concatenating: set[int] = set()
+        start = 0
+        for i, token in enumerate(tokens):
+            if token.type in (TOKEN_VARIABLE_BEGIN, TOKEN_BLOCK_BEGIN):
+                start = i
+            elif token.type == TOKEN_TILDE:
+                concatenating.add(start)
+        tag = 0
+        i = 0
+        while i < len(tokens):
+            if tokens[i].type in (TOKEN_VARIABLE_BEGIN, TOKEN_BLOCK_BEGIN):
+                tag = i
+            text = None if tag in concatenating else self._folded(tokens, i)
+            if text is None:
+                yield tokens[i]
+                i += 1
+                continue
+            line = tokens[i].lineno
+            yield Token(line, TOKEN_LPAREN, "(")
+            yield Token(line, TOKEN_STRING, text)
+            yield Token(line, TOKEN_PIPE, "|")
+            yield Token(line, TOKEN_NAME, "safe")
+            yield Token(line, TOKEN_RPAREN, ")")
+            i += 4
+
+    def _folded(self, tokens: list[Token], i: int) -> str | None:
+        """The text of the call ``_("...")`` starting at ``tokens[i]``, if it is one."""
+        gettext: Callable[[str], str] | None = getattr(self.environment, "inline_gettext", None)
+        call = tokens[i : i + 4]
+        if (
+            gettext is None
+            or [t.type for t in call] != [TOKEN_NAME, TOKEN_LPAREN, TOKEN_STRING, TOKEN_RPAREN]
+            or call[0].value != "_"
+            or (i > 0 and tokens[i - 1].type == TOKEN_DOT)
+        ):
+            return None
+        try:
+            # As jinja2.ext's newstyle gettext: a Markup, always %-formatted.
+            return str(Markup(gettext(call[2].value)) % {})  # noqa: S704 - as Jinja does
+        except (KeyError, TypeError, ValueError):
+            return None  # the render fails (or formats) it exactly as Jinja would
 
 
 def shipped_languages() -> tuple[str, ...]:
@@ -173,7 +253,9 @@ class Pages:
         default_language: str,
         templates_dir: Path | None = None,
         branding: Branding | None = None,
+        inline_gettext: bool = True,
     ) -> None:
+        """``inline_gettext``: constant messages translated at compile time (InlineGettext)."""
         self.languages = tuple(languages)
         self.default_language = default_language
         self.branding = branding or Branding()
@@ -185,7 +267,7 @@ class Pages:
                 loader=loader,
                 autoescape=jinja2.select_autoescape(),
                 auto_reload=False,
-                extensions=EXTENSIONS,
+                extensions=[*EXTENSIONS, InlineGettext] if inline_gettext else EXTENSIONS,
             )
             po_file = LOCALES_DIR / f"{language}.po"
             translations = (
@@ -195,6 +277,7 @@ class Pages:
             )
             self._translations[language] = translations
             env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+            env.inline_gettext = translations.gettext  # type: ignore[attr-defined]
             env.globals.update(
                 lang=language,
                 dir=text_direction(language),
@@ -218,6 +301,7 @@ __all__ = [
     "STATIC_DIR",
     "TEMPLATES_DIR",
     "Branding",
+    "InlineGettext",
     "Pages",
     "compile_catalogue",
     "contrast",

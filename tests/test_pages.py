@@ -7,14 +7,23 @@ import json
 import re
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import jinja2
 import pytest
 from starlette.testclient import TestClient
 
 from bridge import cli
-from bridge.pages import Pages, negotiate, text_direction
+from bridge.pages import (
+    Branding,
+    InlineGettext,
+    Pages,
+    negotiate,
+    shipped_languages,
+    text_direction,
+)
 from bridge.settings import SettingsError, parse_settings
 from bridge.web import create_app
 from tests.conftest import PUBLIC_URL, SESSION_SECRET, TILEDESK_SECRET, login, start_login
@@ -454,3 +463,106 @@ def test_check_names_each_bad_pages_key_on_its_own_line(
         "pages.templates_dir: a template does not parse: base.html line 2: unexpected '}'",
         "pages.accent: must be a colour like '#1f5fd1' (#rgb or #rrggbb), got 'green'",
     ]
+
+
+# --- constant messages translated when a template compiles (InlineGettext) ----------
+
+PROVIDERS = [SimpleNamespace(name="acme", display_name="Acme <SSO>")]
+ADA = SimpleNamespace(display_name="Ada <b>", email="ada@acme.test")
+EVERY_PAGE: list[tuple[str, dict[str, Any]]] = [
+    ("index.html", {"user": ADA, "show_token": True, "signed_out": None, "config_json": "{}"}),
+    ("index.html", {"user": SimpleNamespace(display_name="Bo", email=None), "config_json": "{}"}),
+    ("index.html", {"user": None, "signed_out": {"provider": "Acme", "idp_ended": True}}),
+    ("index.html", {"user": None, "signed_out": {"provider": "Acme", "idp_ended": False}}),
+    ("index.html", {"user": None, "signed_out": None, "config_json": "{}"}),
+    ("chooser.html", {"next": "/", "login_path": lambda name, next_path: f"/login/{name}"}),
+    (
+        "error.html",
+        {"title": "T", "message": "M", "idp_text": "x<y", "code": "idp_error", "retry_url": "/r"},
+    ),
+    ("error.html", {"title": "T", "message": "M", "code": "state_mismatch"}),
+    ("site_logout.html", {"site": "https://shop.test", "user": ADA, "action": "/a", "back": "/"}),
+    ("site_logout.html", {"site": "https://shop.test", "user": None, "action": "/a", "back": "/"}),
+]
+
+
+def render_all(pages: Pages) -> list[str]:
+    common = {"providers": PROVIDERS, "lang_url": lambda code: f"/?lang={code}"}
+    return [
+        pages.render(language, template, {**common, **context})
+        for language in pages.languages
+        for template, context in EVERY_PAGE
+    ]
+
+
+def test_every_page_reads_the_same_whether_its_messages_are_translated_early_or_late() -> None:
+    brand = Branding(title="Acme", footer="F & co", support_url="https://help.test")
+    for branding in (None, brand):
+        early = Pages(languages=shipped_languages(), default_language="en", branding=branding)
+        late = Pages(
+            languages=shipped_languages(),
+            default_language="en",
+            branding=branding,
+            inline_gettext=False,
+        )
+        assert render_all(early) == render_all(late)
+    italian = early.languages.index("it") * len(EVERY_PAGE)
+    assert "Esci" in render_all(early)[italian]  # Italian, not the msgid, is shown
+
+
+def compiled(pages: Pages, language: str, template: str) -> str:
+    env = pages._envs[language]
+    assert env.loader is not None
+    source, _name, _file = env.loader.get_source(env, template)
+    return str(env.compile(source, template, raw=True))
+
+
+def test_a_constant_message_is_text_in_the_compiled_page_and_one_with_variables_is_a_call() -> None:
+    pages = Pages(languages=("en", "it"), default_language="en")
+    code = compiled(pages, "it", "index.html")
+    assert "Esci" in code and "'Sign out'" not in code  # translated into the page's text
+    assert "'Hello, %(name)s'" in code  # looked up at render time, with its variable
+    assert "'Sign out'" in compiled(
+        Pages(languages=("en", "it"), default_language="en", inline_gettext=False),
+        "it",
+        "index.html",
+    )
+
+
+def test_only_a_plain_call_with_one_string_is_translated_early() -> None:
+    def environment(inline: bool) -> jinja2.Environment:
+        env = jinja2.Environment(
+            autoescape=True, extensions=["jinja2.ext.i18n", *([InlineGettext] if inline else [])]
+        )
+        catalogue = {
+            "a": "<A>",
+            "b %% c": "B %% C",
+            "d %(n)s": "D %(n)s",
+            "ef": "EF",
+            "k %(x)s": "K %(x)s",
+        }
+
+        def gettext(message: str) -> str:
+            return catalogue.get(message, message)
+
+        env.install_gettext_callables(  # type: ignore[attr-defined]
+            gettext, lambda s, p, n: s, newstyle=True
+        )
+        env.inline_gettext = gettext  # type: ignore[attr-defined]
+        return env
+
+    source = (
+        "{{ _('a') }}|{{ _('b %% c') }}|{{ _('d %(n)s', n='<n>') }}|{{ _('e' 'f') }}"
+        "|{{ o._('a') }}|{{ _('a') ~ '<x>' }}|{% set t = _('a') %}{{ t }}|{{ _('a')|upper }}"
+    )
+    context = {"o": SimpleNamespace(_=lambda s: f"[{s}]")}
+    early, late = environment(True), environment(False)
+    assert early.from_string(source).render(context) == late.from_string(source).render(context)
+    assert early.from_string(source).render(context) == (
+        "<A>|B % C|D &lt;n&gt;|EF|[a]|<A>&lt;x&gt;|<A>|<A>"
+    )
+    code = early.compile(source, raw=True)
+    assert "'<A>'" in code and "'d %(n)s'" in code and "'ef'" in code
+    # A message that cannot be formatted alone fails at render time, as before.
+    with pytest.raises(KeyError):
+        early.from_string("{{ _('k %(x)s') }}").render()
