@@ -1,8 +1,9 @@
 """The framework's ceiling: a bare Starlette ``POST /auth`` answering a constant JSON body.
 
-Served with the uvicorn options ``tiledesk-bridge serve`` uses (uvloop and httptools
-when installed, no access log, no server header, no proxy headers), so the only
-difference from the bridge is the bridge's own work.
+Served with the uvicorn options ``tiledesk-bridge serve`` uses, taken from it
+(``bridge.cli.serve_options``: uvloop and httptools, each answer in one write, no access
+log, no server header, no proxy headers), so the only difference from the bridge is the
+bridge's own work.
 
     python bench/bare.py --port 9200
 """
@@ -16,6 +17,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from bridge.cli import serve_options
 
 BODY = {"token": "JWT a.b.c", "expires_at": 0, "user": {"_id": "bench"}}
 
@@ -31,15 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        proxy_headers=False,
-        server_header=False,
-        log_config=None,
-        access_log=False,
-    )
+    uvicorn.run(app, host="127.0.0.1", port=args.port, **serve_options())
 
 
 if __name__ == "__main__":

@@ -39,10 +39,28 @@ def _load(path: str | None) -> Settings:
         raise _Usage from None
 
 
+def serve_options() -> dict[str, Any]:
+    """The uvicorn options of ``serve`` but the app, host, port and workers.
+
+    Also what bench/bare.py, the benchmark's framework ceiling, runs on.
+    """
+    from bridge.http_protocol import OneWriteProtocol
+
+    return {
+        # uvicorn's own proxy_headers stays off: the app honours forwarded headers only from
+        # [server].trusted_proxies, and builds every URL from public_url, never from Host.
+        "proxy_headers": False,
+        "server_header": False,
+        "log_config": None,
+        "access_log": False,
+        # uvicorn's httptools protocol, each answer's head and body sent in one write.
+        "http": OneWriteProtocol,
+    }
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bridge.http_protocol import OneWriteProtocol
     from bridge.logs import setup_logging
     from bridge.web import create_app
 
@@ -75,8 +93,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             logging.getLogger("bridge").warning("%s", warning)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    # uvicorn's own proxy_headers stays off: the app honours forwarded headers only from
-    # [server].trusted_proxies, and builds every URL from public_url, never from Host.
     logging.getLogger("bridge").info(
         "serving %s on %s:%s with %d worker(s)",
         settings.server.public_url,
@@ -90,29 +106,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         if args.settings:
             os.environ["BRIDGE_SETTINGS"] = str(Path(args.settings).resolve())
-        uvicorn.run(
-            "bridge.asgi:app",
-            host=host,
-            port=port,
-            workers=args.workers,
-            proxy_headers=False,
-            server_header=False,
-            log_config=None,
-            access_log=False,
-            http=OneWriteProtocol,
-        )
+        options = serve_options()
+        uvicorn.run("bridge.asgi:app", host=host, port=port, workers=args.workers, **options)
         return EXIT_OK
-    uvicorn.run(
-        create_app(settings, freeze_heap=True),
-        host=host,
-        port=port,
-        proxy_headers=False,
-        server_header=False,
-        log_config=None,
-        access_log=False,
-        # uvicorn's httptools protocol, each answer's head and body sent in one write.
-        http=OneWriteProtocol,
-    )
+    uvicorn.run(create_app(settings, freeze_heap=True), host=host, port=port, **serve_options())
     return EXIT_OK
 
 

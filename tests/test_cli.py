@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import io
 import json
 import logging
@@ -447,6 +448,31 @@ def test_serve_runs_one_app_without_uvicorns_proxy_headers(
     assert options["proxy_headers"] is False
     assert options["server_header"] is False
     assert options["http"] is OneWriteProtocol  # each answer in one write
+
+
+def test_the_benchmarks_bare_endpoint_runs_on_the_options_serve_uses(
+    settings_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``make bench`` compares ``/auth`` with bench/bare.py "on the same uvicorn configuration":
+    any option serve sets (the one-write protocol, say) and the bare endpoint lacks would
+    flatter the bridge's ratio."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append(kw))
+    status, _, _ = run(capsys, "serve", "--settings", str(settings_file), "--port", "9001")
+    assert status == 0
+    spec = importlib.util.spec_from_file_location("bench_bare", REPO / "bench" / "bare.py")
+    assert spec is not None and spec.loader is not None
+    bare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bare)
+    monkeypatch.setattr(sys, "argv", ["bare.py", "--port", "9002"])
+    bare.main()
+    serve_options, bare_options = calls
+    assert {k: v for k, v in bare_options.items() if k != "port"} == {
+        k: v for k, v in serve_options.items() if k != "port"
+    }
+    assert bare_options["port"] == 9002
 
 
 def test_serve_moves_what_start_up_built_out_of_the_collectors_way(
