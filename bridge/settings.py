@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -743,7 +744,9 @@ def _resolve_secrets(value: Any, base_dir: Path, path: str, problems: list[str])
     """Replace every ``env:NAME`` / ``file:/path`` string with what it points at."""
     if isinstance(value, dict):
         return {
-            k: _resolve_secrets(v, base_dir, f"{path}.{k}" if path else k, problems)
+            k: _resolve_secrets(
+                v, base_dir, f"{path}.{toml_key(k)}" if path else toml_key(k), problems
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):
@@ -794,8 +797,17 @@ def _location(loc: tuple[int | str, ...]) -> str:
         elif item.startswith(("function-", "tagged-union", "union[", "str", "list[")):
             continue
         else:
-            parts.append(item)
+            parts.append(toml_key(item))
     return ".".join(parts)
+
+
+#: A key TOML writes as it is; any other is quoted, in errors as in the file (``"a b"``).
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_key(key: str) -> str:
+    """A key as TOML writes it in a dotted path: bare, or quoted (``sites."https://a.b"``)."""
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
 
 
 def _model_at(keys: tuple[str, ...]) -> type[BaseModel] | None:

@@ -611,6 +611,20 @@ def test_any_toml_document_gives_settings_or_lines_naming_keys(document: dict[st
             assert sep and key and message, line
 
 
+@pytest.mark.parametrize(
+    ("document", "line"),
+    [
+        ({": ": []}, '": ": unknown key (check the spelling)'),
+        ({"server": {"a b": 1}}, 'server."a b": unknown key (check the spelling)'),
+    ],
+)
+def test_a_key_that_toml_must_quote_is_named_quoted(document: dict[str, Any], line: str) -> None:
+    """Found by the property above: a key ": " gave the line ": : unknown key"."""
+    with pytest.raises(SettingsError) as raised:
+        parse_settings(document, Path("/nonexistent-base-dir"))
+    assert line in raised.value.problems
+
+
 def test_same_site_none_with_https_only_off_is_refused() -> None:
     """Browsers drop a ``SameSite=None`` cookie without ``Secure``: nobody could sign in."""
     data = with_change("server.public_url", "https://chat.acme.com")
@@ -631,6 +645,6 @@ def test_a_key_with_a_control_character_is_still_one_line() -> None:
     data["server"]["public\nurl"] = "https://chat.acme.com"
     data["tiledesk"]["a\rb"] = "env:NOPE_NOT_SET"
     assert problems(data) == [
-        "tiledesk.a\\rb: environment variable NOPE_NOT_SET is not set",
-        "server.public\\nurl: unknown key; did you mean public_url?",
+        'tiledesk."a\\rb": environment variable NOPE_NOT_SET is not set',
+        'server."public\\nurl": unknown key; did you mean public_url?',
     ]
