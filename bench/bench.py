@@ -357,8 +357,14 @@ class Visitor:
             transport=transport, follow_redirects=False, trust_env=False, timeout=60
         )
 
-    def cookie_header(self) -> str:
-        return "; ".join(f"{c.name}={c.value}" for c in self.http.cookies.jar)
+    def cookie_header(self, path: str = "/auth") -> str:
+        """The Cookie header a browser sends with a request to ``path`` (RFC 6265 5.1.4:
+        the logout cookie, ``Path=/logout``, does not ride along on ``POST /auth``)."""
+        return "; ".join(
+            f"{c.name}={c.value}"
+            for c in self.http.cookies.jar
+            if path == c.path or path.startswith(c.path.rstrip("/") + "/")
+        )
 
     async def start(self, bridge: Server) -> str:
         """GET /login/{p}, then the IdP's authorize: returns the callback URL it sends back."""

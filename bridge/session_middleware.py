@@ -6,12 +6,18 @@ session never ended while the visitor came back). Here the lifetime is
 ``bridge.sessions.Lifetime``, enforced on every request, and the cookie is written
 only when the session changed, was opened with a previous secret, or the idle
 deadline moved. Pure ASGI: it adds nothing to a request but the work it does.
+
+The ID token kept for logout's ``id_token_hint`` (the session's ``"h"``) is sealed in a
+cookie of its own whose Path is ``/logout``, bound to the session's ``sid``: browsers
+send it to ``POST /logout`` alone, so the session cookie every other request carries and
+opens (every page load's ``POST /auth``) holds no ID token.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -28,7 +34,7 @@ from bridge.session_store import (
     SessionStore,
     SessionTooLarge,
 )
-from bridge.sessions import FLOW_TTL, Lifetime
+from bridge.sessions import FLOW_TTL, HINT_KEY, Lifetime
 from bridge.settings import SessionSettings
 
 log = logging.getLogger("bridge.sessions")
@@ -37,6 +43,9 @@ log = logging.getLogger("bridge.sessions")
 MAX_SET_COOKIE = 4000
 #: Cookies of the session's name tried per request: ours, and a few tossed ones.
 MAX_SAME_NAME_COOKIES = 4
+#: The hint cookie's Path: browsers send it to this route (and paths under it) alone,
+#: and it is read on this route alone.
+HINT_PATH = "/logout"
 
 
 class SessionMiddleware:
@@ -57,14 +66,18 @@ class SessionMiddleware:
         self._clock = clock
         self._attributes = _attributes(settings, https_only)
         room = cookie_room(settings, https_only)
+        secret = settings.secret.get_secret_value()
+        previous = [s.get_secret_value() for s in settings.previous_secrets]
         self.store: SessionStore = store or CookieStore(
-            CookieSealer(
-                settings.secret.get_secret_value(),
-                [s.get_secret_value() for s in settings.previous_secrets],
-                cookie_name=self.cookie_name,
-            ),
+            CookieSealer(secret, previous, cookie_name=self.cookie_name),
             max_value=room,
             clock=self._now,
+        )
+        self.hint_cookie_name = f"{self.cookie_name}_logout"
+        self._hint_sealer = CookieSealer(secret, previous, cookie_name=self.hint_cookie_name)
+        self._hint_attributes = _attributes(settings, https_only, path=HINT_PATH)
+        self._hint_room = MAX_SET_COOKIE - len(
+            f"{self.hint_cookie_name}=; Max-Age={settings.max_age}{self._hint_attributes}"
         )
 
     def _now(self) -> float:
@@ -80,6 +93,11 @@ class SessionMiddleware:
         # (``sid``, ``u``, ``p``, ``sub``), and a route replaces or removes those, never
         # edits them in place; the comparison below is by fingerprint, taken now.
         session: dict[str, Any] = dict(loaded.data) if loaded else {}
+        hint = None
+        if loaded is not None and scope["path"] == HINT_PATH and "u" in session:
+            hint = self._load_hint(scope, session.get("sid"))
+            if hint is not None:
+                session[HINT_KEY] = hint
         before = _fingerprint(session)
         self.lifetime.enforce(session, now)
         self.lifetime.touch(session, now)
@@ -87,9 +105,11 @@ class SessionMiddleware:
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
-                header = await self._commit(scope["session"], cookie, loaded, before, now)
-                if header is not None:
-                    MutableHeaders(scope=message).append("Set-Cookie", header)
+                headers = await self._commit(scope["session"], cookie, loaded, before, now, hint)
+                if headers:
+                    mutable = MutableHeaders(scope=message)
+                    for header in headers:
+                        mutable.append("Set-Cookie", header)
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
@@ -100,21 +120,38 @@ class SessionMiddleware:
         Every cookie of our name is tried, in the order sent: a sibling sub-domain can set
         one more for the parent domain (cookie tossing), and it must not hide ours.
         """
-        values = [
-            value
-            for header_name, header in scope["headers"]
-            if header_name == b"cookie"
-            for chunk in header.decode("latin-1").split(";")
-            # Only a chunk of our name goes through the parser: one of many, usually.
-            if self.cookie_name in chunk
-            for name, value in cookie_parser(chunk).items()
-            if name == self.cookie_name and value
-        ]
+        values = _cookie_values(scope, self.cookie_name)
         for value in values[:MAX_SAME_NAME_COOKIES]:
             loaded = await self.store.load(value)
             if loaded is not None:
                 return value, loaded
         return (values[0] if values else None), None
+
+    def _load_hint(self, scope: Scope, sid: Any) -> str | None:
+        """The ID token sealed for the session ``sid`` names, if its cookie came along."""
+        for value in _cookie_values(scope, self.hint_cookie_name)[:MAX_SAME_NAME_COOKIES]:
+            opened = self._hint_sealer.open(value)
+            if opened is None:
+                continue
+            try:
+                data = orjson.loads(opened[0])
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(data, dict) and isinstance(sid, str) and data.get("sid") == sid:
+                hint = data.get(HINT_KEY)
+                return hint if isinstance(hint, str) else None
+        return None
+
+    def _hint_cookie(self, session: dict[str, Any], hint: str, now: float) -> str | None:
+        """The hint's Set-Cookie, living as long as the sign-in can; None if it cannot fit."""
+        sid, end = session.get("sid"), self.lifetime.absolute_end(session)
+        if not isinstance(sid, str) or end is None:
+            return None
+        max_age = max(0, min(self.lifetime.max_age, math.ceil(end - now)))
+        value = self._hint_sealer.seal(orjson.dumps({"sid": sid, HINT_KEY: hint}))
+        if max_age == 0 or len(value) > self._hint_room:
+            return None
+        return f"{self.hint_cookie_name}={value}; Max-Age={max_age}{self._hint_attributes}"
 
     async def _commit(
         self,
@@ -123,29 +160,63 @@ class SessionMiddleware:
         loaded: Loaded | None,
         before: bytes,
         now: float,
-    ) -> str | None:
-        """The Set-Cookie this answer needs, if any: a new cookie, a deletion, or nothing."""
+        hint_loaded: str | None,
+    ) -> list[str]:
+        """The Set-Cookie headers this answer needs: new cookies, deletions, or none.
+
+        ``hint_loaded`` is the hint its own cookie brought to this request, if any.
+        """
         if session:
-            if loaded is not None and not loaded.stale and _fingerprint(session) == before:
-                return None
+            if (
+                loaded is not None
+                and not loaded.stale
+                and HINT_KEY not in loaded.data  # sealed before the hint had its cookie
+                and _fingerprint(session) == before
+            ):
+                return []
             ttl = self.lifetime.ttl(session, now)
             renew = loaded is None or session.get("sid") != loaded.data.get("sid")
+            hint = session.get(HINT_KEY)
+            data = {k: v for k, v in session.items() if k != HINT_KEY}
             try:
                 if ttl > 0:
-                    value = await self.store.save(session, ttl=ttl, previous=loaded, renew=renew)
-                    return f"{self.cookie_name}={value}; Max-Age={ttl}{self._attributes}"
+                    value = await self.store.save(data, ttl=ttl, previous=loaded, renew=renew)
+                    headers = [f"{self.cookie_name}={value}; Max-Age={ttl}{self._attributes}"]
+                    if isinstance(hint, str) and hint != hint_loaded:
+                        written = self._hint_cookie(session, hint, now)
+                        headers.append(written or self._hint_deletion())
+                    elif renew and hint is None:  # a new session: no other session's hint
+                        headers.append(self._hint_deletion())
+                    return headers
             except SessionTooLarge as exc:
                 log.warning("session not kept, the visitor stays signed out: %s", exc)
         if loaded is not None:
             await self.store.clear(loaded)
         if cookie is None:
-            return None
-        return f"{self.cookie_name}=; Max-Age=0{self._attributes}"
+            return []
+        return [f"{self.cookie_name}=; Max-Age=0{self._attributes}", self._hint_deletion()]
+
+    def _hint_deletion(self) -> str:
+        return f"{self.hint_cookie_name}=; Max-Age=0{self._hint_attributes}"
 
 
-def _attributes(settings: SessionSettings, https_only: bool) -> str:
+def _attributes(settings: SessionSettings, https_only: bool, path: str = "/") -> str:
     secure = "; Secure" if https_only else ""
-    return f"; Path=/; HttpOnly; SameSite={settings.same_site.capitalize()}{secure}"
+    return f"; Path={path}; HttpOnly; SameSite={settings.same_site.capitalize()}{secure}"
+
+
+def _cookie_values(scope: Scope, cookie_name: str) -> list[str]:
+    """The values of every cookie of this name the request sent, in the order sent."""
+    return [
+        value
+        for header_name, header in scope["headers"]
+        if header_name == b"cookie"
+        for chunk in header.decode("latin-1").split(";")
+        # Only a chunk of this name goes through the parser: one of many, usually.
+        if cookie_name in chunk
+        for name, value in cookie_parser(chunk).items()
+        if name == cookie_name and value
+    ]
 
 
 def cookie_room(settings: SessionSettings, https_only: bool) -> int:

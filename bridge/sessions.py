@@ -28,11 +28,14 @@ from bridge.identity import TiledeskUser
 
 FLOW_TTL = 600
 MAX_FLOWS = 3
-MAX_ID_TOKEN_HINT = 1200
+#: The longest ID token kept for logout's ``id_token_hint``: what its own cookie holds.
+MAX_ID_TOKEN_HINT = 2700
+#: The session key of that ID token (the session middleware seals it in its own cookie).
+HINT_KEY = "h"
 MAX_CLAIM = 255
 #: What a store may leave out when the session would not fit: logout then goes without
 #: ``id_token_hint`` (the IdP asks the visitor to confirm).
-OPTIONAL_KEYS = ("h",)
+OPTIONAL_KEYS = (HINT_KEY,)
 #: Activity moves the idle deadline at most this often, so a signed-in page load or
 #: ``POST /auth`` writes the session at most once a minute, not on every call.
 IDLE_GRANULARITY = 60
@@ -121,7 +124,7 @@ def sign_in(
         if isinstance(value, str) and 0 < len(value) <= MAX_CLAIM:
             session[key] = value
     if len(id_token) <= MAX_ID_TOKEN_HINT:
-        session["h"] = id_token
+        session[HINT_KEY] = id_token
 
 
 def signed_in_user(session: dict[str, Any]) -> TiledeskUser | None:
@@ -155,6 +158,11 @@ class Lifetime:
         if self.idle_timeout is not None:
             end = min(end, (_time(session.get("seen")) or started) + self.idle_timeout)
         return end
+
+    def absolute_end(self, session: Mapping[str, Any]) -> float | None:
+        """When the sign-in ends however active the visitor; None when there is none."""
+        started = _time(session.get("at"))
+        return None if started is None else started + self.max_age
 
     def enforce(self, session: dict[str, Any], now: float) -> None:
         """Drop an ended sign-in (the flows stay: a login started just before may finish)."""

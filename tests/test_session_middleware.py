@@ -3,6 +3,8 @@ writes and deletes, and what it asks of a store."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +19,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from bridge.session_middleware import MAX_SET_COOKIE, SessionMiddleware
-from bridge.session_store import Loaded, SessionStore
+from bridge.session_store import CookieSealer, CookieStore, Loaded, SessionStore
+from bridge.sessions import MAX_ID_TOKEN_HINT
 from bridge.settings import SessionSettings
 
 SECRET = "middleware-session-secret-0123456789-abcdef"
@@ -46,7 +49,16 @@ async def sign_in(request: Request) -> Response:
     request.session.clear()
     body = await request.json()
     request.session.update({"sid": body["sid"], "u": {"_id": "u"}, "at": body["at"]})
+    if "h" in body:
+        request.session["h"] = body["h"]
     return Response()
+
+
+async def logout(request: Request) -> Response:
+    """What the bridge's ``POST /logout`` does: reads the session (the hint), then ends it."""
+    seen = dict(request.session)
+    request.session.clear()
+    return JSONResponse(seen)
 
 
 async def clear(request: Request) -> Response:
@@ -64,12 +76,30 @@ def app(clock: Clock, store: SessionStore | None = None, **session: Any) -> Star
         Route("/write", write, methods=["POST"]),
         Route("/sign-in", sign_in, methods=["POST"]),
         Route("/clear", clear, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
     ]
     return Starlette(routes=routes, middleware=[middleware])
 
 
 def set_cookies(response: Any) -> list[str]:
     return [c for c in response.headers.get_list("set-cookie") if c.startswith("bridge_session=")]
+
+
+def hint_cookies(response: Any) -> list[str]:
+    return [
+        c for c in response.headers.get_list("set-cookie") if c.startswith("bridge_session_logout=")
+    ]
+
+
+def opened(client: TestClient) -> dict[str, Any]:
+    """The session cookie's own content (its ``d``), as the middleware sealed it."""
+    sealer = CookieSealer(SECRET, cookie_name="bridge_session")
+    plaintext = sealer.open(client.cookies.get("bridge_session", path="/") or "")
+    assert plaintext is not None
+    return json.loads(plaintext[0])["d"]  # type: ignore[no-any-return]
+
+
+ID_TOKEN = "eyJhbGciOiJSUzI1NiJ9." + "p" * 900 + ".s"
 
 
 def test_a_session_lives_in_scope_as_a_dict_and_comes_back(client_clock: Any) -> None:
@@ -88,6 +118,23 @@ def test_the_cookie_carries_exactly_the_configured_attributes(client_clock: Any)
     (cookie,) = set_cookies(client.post("/write", json={"k": "v"}))
     value = client.cookies.get("bridge_session")
     assert cookie == f"bridge_session={value}; Max-Age=28800; Path=/; HttpOnly; SameSite=Lax"
+
+
+def test_the_longest_id_token_hint_fits_its_cookie_with_the_longest_name_and_max_age(
+    clock: Clock,
+) -> None:
+    settings = SessionSettings.model_validate(
+        {"secret": SECRET, "cookie_name": "c" * 64, "same_site": "none", "max_age": 2592000}
+    )
+    inner = Starlette(routes=[Route("/sign-in", sign_in, methods=["POST"])])
+    wrapped = SessionMiddleware(inner, settings=settings, https_only=True, clock=clock)
+    hint = "h" * MAX_ID_TOKEN_HINT
+    with TestClient(wrapped, base_url="https://chat.acme.test") as client:
+        answer = client.post("/sign-in", json={"sid": "s" * 22, "at": clock.now, "h": hint})
+    (cookie,) = [c for c in answer.headers.get_list("set-cookie") if "_logout=" in c]
+    assert cookie.endswith("; Max-Age=2592000; Path=/logout; HttpOnly; SameSite=None; Secure")
+    assert len(cookie.encode()) <= MAX_SET_COOKIE
+    assert "; Max-Age=0;" not in cookie
 
 
 def test_same_site_none_is_secure(clock: Clock) -> None:
@@ -183,7 +230,7 @@ def test_the_largest_cookie_kept_fills_but_never_passes_the_set_cookie_budget(
             client.post("/sign-in", json={"sid": "a", "at": clock.now})
             answer = client.post("/write", json={"big": "x" * size})
             assert answer.status_code == 200
-            (cookie,) = answer.headers.get_list("set-cookie")
+            (cookie,) = [c for c in answer.headers.get_list("set-cookie") if c[64] == "="]
             return None if "; Max-Age=0;" in cookie else cookie
 
     low, high = 0, 4000  # invariant: cookie_for(low) is kept, cookie_for(high) deletes it
@@ -295,3 +342,96 @@ def test_a_second_cookie_of_the_same_name_does_not_sign_the_visitor_out(
     response = client.get("/read", headers={"cookie": "; ".join(pair)})
     assert response.json() == {"sid": "a", "u": {"_id": "u"}, "at": clock.now}
     assert set_cookies(response) == [], "the sealed cookie is neither deleted nor rewritten"
+
+
+# --- the ID token for logout's id_token_hint, in a cookie of its own -----------------------
+
+
+def test_the_id_token_hint_rides_in_a_cookie_only_logout_receives(client_clock: Any) -> None:
+    """Every request carries and opens the session cookie (every ``POST /auth``): the ID
+    token, which only ``POST /logout`` needs, is sealed in a second cookie whose Path
+    keeps it to /logout, bound to the session it came with."""
+    client, clock = client_clock()
+    signed_in = client.post("/sign-in", json={"sid": "a", "at": clock.now, "h": ID_TOKEN})
+    (hint,) = hint_cookies(signed_in)
+    value = client.cookies.get("bridge_session_logout", path="/logout")
+    assert hint == (
+        f"bridge_session_logout={value}; Max-Age=28800; Path=/logout; HttpOnly; SameSite=Lax"
+    )
+    assert opened(client) == {"sid": "a", "u": {"_id": "u"}, "at": clock.now}
+    assert ID_TOKEN not in value  # sealed, not merely moved
+    assert "h" not in client.get("/read").json()  # the browser does not send it there
+    seen = client.post("/logout").json()
+    assert seen["h"] == ID_TOKEN and seen["sid"] == "a"
+
+
+def test_logout_deletes_both_cookies(client_clock: Any) -> None:
+    client, clock = client_clock()
+    client.post("/sign-in", json={"sid": "a", "at": clock.now, "h": ID_TOKEN})
+    ended = client.post("/logout")
+    assert set_cookies(ended) == ["bridge_session=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"]
+    assert hint_cookies(ended) == [
+        "bridge_session_logout=; Max-Age=0; Path=/logout; HttpOnly; SameSite=Lax"
+    ]
+    assert not client.cookies
+
+
+def test_a_hint_is_used_only_with_the_session_it_was_sealed_with(client_clock: Any) -> None:
+    client, clock = client_clock()
+    client.post("/sign-in", json={"sid": "a", "at": clock.now, "h": ID_TOKEN})
+    first = client.cookies.get("bridge_session_logout", path="/logout")
+    renewed = client.post("/sign-in", json={"sid": "b", "at": clock.now})
+    assert hint_cookies(renewed) == [
+        "bridge_session_logout=; Max-Age=0; Path=/logout; HttpOnly; SameSite=Lax"
+    ], "a new sign-in without a hint removes the last one's"
+    client.cookies.set("bridge_session_logout", first, path="/logout")
+    seen = client.post("/logout").json()
+    assert seen["sid"] == "b" and "h" not in seen
+
+
+def test_the_hint_cookie_is_opened_on_logout_only(client_clock: Any) -> None:
+    client, clock = client_clock()
+    client.post("/sign-in", json={"sid": "a", "at": clock.now, "h": ID_TOKEN})
+    value = client.cookies.get("bridge_session_logout", path="/logout")
+    session = client.cookies.get("bridge_session", path="/")
+    header = f"bridge_session={session}; bridge_session_logout={value}"
+    assert "h" not in client.get("/read", headers={"Cookie": header}).json()
+
+
+def test_the_hint_cookie_lasts_as_long_as_the_sign_in_can(client_clock: Any) -> None:
+    """With an idle limit the session cookie's Max-Age is the idle window, renewed by
+    activity; the hint is written once, so it lasts until the absolute end."""
+    client, clock = client_clock(max_age=3600, idle_timeout=600)
+    clock.now += 0.5
+    signed_in = client.post("/sign-in", json={"sid": "a", "at": clock.now - 100, "h": ID_TOKEN})
+    (cookie,) = set_cookies(signed_in)
+    (hint,) = hint_cookies(signed_in)
+    assert "; Max-Age=500;" in cookie
+    assert "; Max-Age=3500;" in hint
+
+
+def test_a_hint_too_large_for_a_cookie_is_left_out(client_clock: Any) -> None:
+    client, clock = client_clock()
+    signed_in = client.post("/sign-in", json={"sid": "a", "at": clock.now, "h": "x" * 4000})
+    assert hint_cookies(signed_in) == [
+        "bridge_session_logout=; Max-Age=0; Path=/logout; HttpOnly; SameSite=Lax"
+    ], "none kept, and none of an earlier session left"
+    assert len(set_cookies(signed_in)) == 1
+    assert "h" not in opened(client)
+    seen = client.post("/logout").json()
+    assert seen["sid"] == "a" and "h" not in seen
+
+
+def test_a_session_sealed_with_the_hint_inside_moves_it_out(client_clock: Any) -> None:
+    """Sessions sealed before the hint had its own cookie: on their next request."""
+    client, clock = client_clock()
+    store = CookieStore(
+        CookieSealer(SECRET, cookie_name="bridge_session"), max_value=4000, clock=clock
+    )
+    data = {"sid": "a", "u": {"_id": "u"}, "at": clock.now, "h": ID_TOKEN}
+    old = asyncio.run(store.save(data, ttl=600, previous=None, renew=True))
+    moved = client.get("/read", headers={"Cookie": f"bridge_session={old}"})
+    assert len(set_cookies(moved)) == 1 and len(hint_cookies(moved)) == 1
+    assert opened(client) == {"sid": "a", "u": {"_id": "u"}, "at": clock.now}
+    assert set_cookies(client.get("/read")) == [], "moved once"
+    assert client.post("/logout").json()["h"] == ID_TOKEN

@@ -50,6 +50,18 @@ def session_of(client: TestClient) -> dict[str, Any]:
     return envelope["d"] if envelope["e"] > time.time() else {}  # type: ignore[no-any-return]
 
 
+def hint_of(client: TestClient) -> str | None:
+    """The ID token sealed for logout's id_token_hint in its own cookie, if there is one
+    and it belongs to the current session."""
+    raw = client.cookies.get("bridge_session_logout", path="/logout")
+    sealer = CookieSealer(SESSION_SECRET, cookie_name="bridge_session_logout")
+    opened = sealer.open(raw) if raw else None
+    if opened is None:
+        return None
+    data = json.loads(opened[0])
+    return data["h"] if data["sid"] == session_of(client).get("sid") else None  # type: ignore[no-any-return]
+
+
 def assert_refused(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, (response.status_code, response.text[:400])
     assert response.headers["content-type"].startswith("text/html")
