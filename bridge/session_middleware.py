@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from typing import Any
 
@@ -144,12 +143,11 @@ class SessionMiddleware:
 
     def _hint_cookie(self, session: dict[str, Any], hint: str, now: float) -> str | None:
         """The hint's Set-Cookie, living as long as the sign-in can; None if it cannot fit."""
-        sid, end = session.get("sid"), self.lifetime.absolute_end(session)
-        if not isinstance(sid, str) or end is None:
+        sid, max_age = session.get("sid"), self.lifetime.sign_in_ttl(session, now)
+        if not isinstance(sid, str) or not max_age:
             return None
-        max_age = max(0, min(self.lifetime.max_age, math.ceil(end - now)))
         value = self._hint_sealer.seal(orjson.dumps({"sid": sid, HINT_KEY: hint}))
-        if max_age == 0 or len(value) > self._hint_room:
+        if len(value) > self._hint_room:
             return None
         return f"{self.hint_cookie_name}={value}; Max-Age={max_age}{self._hint_attributes}"
 

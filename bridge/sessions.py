@@ -159,10 +159,10 @@ class Lifetime:
             end = min(end, (_time(session.get("seen")) or started) + self.idle_timeout)
         return end
 
-    def absolute_end(self, session: Mapping[str, Any]) -> float | None:
-        """When the sign-in ends however active the visitor; None when there is none."""
+    def sign_in_ttl(self, session: Mapping[str, Any], now: float) -> int | None:
+        """Seconds until the sign-in ends however active the visitor; None when there is none."""
         started = _time(session.get("at"))
-        return None if started is None else started + self.max_age
+        return None if started is None else _seconds(started + self.max_age - now, self.max_age)
 
     def enforce(self, session: dict[str, Any], now: float) -> None:
         """Drop an ended sign-in (the flows stay: a login started just before may finish)."""
