@@ -801,7 +801,7 @@ async def logout(request: Request) -> Response:
     bridge = _bridge(request)
     origin = _check_origin(request)
     provider_name = request.session.get("p")
-    hint = request.session.get("h")
+    hint = request.session.get(sessions.HINT_KEY)
     signed_in = sessions.signed_in_user(request.session) is not None
     request.session.clear()
     # A site may ask to come back to one of its pages once the IdP has ended its session too.
