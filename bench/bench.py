@@ -51,6 +51,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROJECT_ID = "64f0c0ffee00000000000001"
 CLIENT_ID = "bench-client"
 PROVIDER = "bench"
+#: [session] cookie_name's default, which the bench's settings keep.
+COOKIE_NAME = "bridge_session"
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,16 @@ email_domains = ["acme.test"]
         _wait_port(server)
         return server
 
+    def floor(self) -> Server:
+        """bench/floor.py: the library work of a signed-in /auth, nothing else."""
+        port = free_port()
+        argv = [sys.executable, str(BENCH / "floor.py"), "--port", str(port)]
+        argv += ["--secrets", str(self.workdir), "--cookie-name", COOKIE_NAME]
+        argv += ["--project-id", PROJECT_ID]
+        server = self.start("floor", argv, port)
+        _wait_port(server, status=401)  # a request without the visitor's cookie
+        return server
+
     def bare(self) -> Server:
         port = free_port()
         server = self.start(
@@ -327,14 +339,14 @@ email_domains = ["acme.test"]
         return server
 
 
-def _wait_port(server: Server, timeout: float = 30.0) -> None:
-    """Ready once POST /auth answers 200 (these two have no /readyz)."""
+def _wait_port(server: Server, timeout: float = 30.0, status: int = 200) -> None:
+    """Ready once POST /auth answers ``status`` (these have no /readyz)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
         try:
             conn.request("POST", "/auth")
-            if conn.getresponse().status == 200:
+            if conn.getresponse().status == status:
                 return
         except OSError:
             pass
@@ -674,6 +686,8 @@ async def auth_only(plan: Plan, args: argparse.Namespace) -> None:
 
     With ``--baseline REF`` the bridge at that commit runs beside the working tree's,
     interleaved in the same rounds: the fair comparison on a machine whose load moves.
+    With ``--floor``, bench/floor.py runs beside them: the same library work (opening the
+    cookie, signing the token) with none of the bridge's checks, layers or headers.
     With ``--profile PATH``, a py-spy profile of the working tree's bridge under load.
     """
     workdir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
@@ -688,6 +702,9 @@ async def auth_only(plan: Plan, args: argparse.Namespace) -> None:
             Target("bare", bare, cpu_of=bare),
             Target("bridge", bridge, visitor.cookie_header(), cpu_of=bridge),
         ]
+        if args.floor:
+            floor = fleet.floor()
+            targets.append(Target("floor", floor, visitor.cookie_header(), cpu_of=floor))
         if args.baseline:
             source = workdir / "baseline"
             source.mkdir()
@@ -724,6 +741,8 @@ async def auth_only(plan: Plan, args: argparse.Namespace) -> None:
             f"CPU per /auth {bare_cpu * 1000:.0f} us"
         )
         print(describe("bridge"))
+        if args.floor:
+            print(describe("floor"))
         if args.baseline:
             print(describe("baseline"))
             speed = [x.rps / y.rps for x, y in zip(runs["bridge"], runs["baseline"], strict=True)]
@@ -1101,6 +1120,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", type=Path, help="with --auth-only: py-spy the bridge under load, to PATH"
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --auth-only: bench/floor.py beside them, the libraries' work alone",
     )
     parser.add_argument(
         "--baseline",
