@@ -51,8 +51,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PROJECT_ID = "64f0c0ffee00000000000001"
 CLIENT_ID = "bench-client"
 PROVIDER = "bench"
-#: [session] cookie_name's default, which the bench's settings keep.
-COOKIE_NAME = "bridge_session"
 
 
 @dataclass(frozen=True)
@@ -324,8 +322,8 @@ email_domains = ["acme.test"]
         """bench/floor.py: the library work of a signed-in /auth, nothing else."""
         port = free_port()
         argv = [sys.executable, str(BENCH / "floor.py"), "--port", str(port)]
-        argv += ["--secrets", str(self.workdir), "--cookie-name", COOKIE_NAME]
-        argv += ["--project-id", PROJECT_ID]
+        # The session cookie's name is the settings' default there as in the bench's bridges.
+        argv += ["--secrets", str(self.workdir), "--project-id", PROJECT_ID]
         server = self.start("floor", argv, port)
         _wait_port(server, status=401)  # a request without the visitor's cookie
         return server

@@ -8,8 +8,7 @@ id, no origin, lifetime or revocation check, no security headers, no metric: it 
 what the libraries under the bridge cost on this machine, so that ``bench.py
 --auth-only --floor`` can tell that cost from the bridge's own. Not a server to run.
 
-    python bench/floor.py --port 9300 --secrets DIR --cookie-name bridge_session \\
-        --project-id 64f0c0ffee00000000000001
+    python bench/floor.py --port 9300 --secrets DIR --project-id 64f0c0ffee00000000000001
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from bridge.cli import serve_options
 from bridge.session_store import CookieSealer
+from bridge.settings import SessionSettings
 from bridge.tiledesk import TOKEN_SCHEME, Signer, audience
 
 TTL = 600
@@ -75,7 +75,11 @@ def main() -> None:
     parser.add_argument(
         "--secrets", type=Path, required=True, help="the folder of session_secret, tiledesk_secret"
     )
-    parser.add_argument("--cookie-name", required=True)
+    parser.add_argument(
+        "--cookie-name",
+        default=SessionSettings.model_fields["cookie_name"].default,
+        help="[session] cookie_name (default: its default, as the bench's settings keep it)",
+    )
     parser.add_argument("--project-id", required=True)
     args = parser.parse_args()
     app = floor_app(
