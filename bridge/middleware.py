@@ -11,7 +11,8 @@ import ipaddress
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import Token
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,7 +41,23 @@ SECURITY_HEADERS = (
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
     ("Content-Security-Policy", DEFAULT_CSP),
 )
+#: A JSON answer is data, never a page: a policy that lets it load, submit or frame
+#: nothing, and without the two headers only documents read (COOP and
+#: Permissions-Policy). Shorter as well, on every page load's ``POST /auth``.
+JSON_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+JSON_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", JSON_CSP),
+)
 HSTS = ("Strict-Transport-Security", "max-age=31536000")
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+async def _forwarded_only(scope: Scope, receive: Receive, send: Send) -> None:
+    """What ProxyHeadersMiddleware hands the scope to: it is rewritten by then."""
 
 
 class EdgeMiddleware:
@@ -48,7 +65,9 @@ class EdgeMiddleware:
     forwarded headers, security headers on every answer, and a last-resort error page.
 
     Pure ASGI, and the headers are encoded once: a request pays for a lookup of the
-    names the route already set and one list extension.
+    names the route already set and one list extension. Its steps are methods of their
+    own (:meth:`enter`, :meth:`forward`, :meth:`answer_headers`, :meth:`fail`), which
+    ``POST /auth``'s front (``bridge.web.AuthFront``) takes in the same order.
     """
 
     def __init__(
@@ -61,12 +80,16 @@ class EdgeMiddleware:
     ) -> None:
         self.networks = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
         self.app: ASGIApp = app
-        if trusted_proxies:
-            proxied = ProxyHeadersMiddleware(app, list(trusted_proxies))  # type: ignore[arg-type]
-            self.app = proxied  # type: ignore[assignment]
+        #: uvicorn's own reading of X-Forwarded-For and -Proto, from trusted proxies only.
+        self.proxies = (
+            ProxyHeadersMiddleware(_forwarded_only, list(trusted_proxies))  # type: ignore[arg-type]
+            if trusted_proxies
+            else None
+        )
         self.on_error = on_error
-        pairs = (*SECURITY_HEADERS, HSTS) if https else SECURITY_HEADERS
-        self._headers = [(name.lower().encode(), value.encode()) for name, value in pairs]
+        extra = (HSTS,) if https else ()
+        self._headers = _encoded((*SECURITY_HEADERS, *extra))
+        self._json_headers = _encoded((*JSON_SECURITY_HEADERS, *extra))
 
     def _trusted(self, scope: Scope) -> bool:
         client = scope.get("client")
@@ -88,35 +111,80 @@ class EdgeMiddleware:
                     break
         return secrets.token_hex(8)
 
+    def enter(self, scope: Scope) -> tuple[str, Token[str]]:
+        """The request's id, set for its log records until ``request_id.reset(token)``."""
+        rid = self._request_id(scope)
+        return rid, request_id.set(rid)
+
+    async def forward(self, scope: Scope) -> None:
+        """The client and scheme a trusted proxy forwarded, into the scope (after ``enter``:
+        the request id is trusted by the address the request came from)."""
+        if self.proxies is not None:
+            await self.proxies(scope, _no_receive, _no_send)  # type: ignore[arg-type]
+
+    def answer_headers(self, headers: Iterable[tuple[bytes, bytes]], rid: str) -> RawHeaders:
+        """An answer's headers with the security headers the route did not set, and the id."""
+        out = list(headers)
+        present = set()
+        is_json = False
+        for name, value in out:
+            name = name.lower()
+            present.add(name)
+            if name == b"content-type" and value.startswith(b"application/json"):
+                is_json = True
+        prepared = self._json_headers if is_json else self._headers
+        out.extend(h for h in prepared if h[0] not in present)
+        out.append((b"x-request-id", rid.encode()))
+        return out
+
+    async def fail(
+        self, scope: Scope, receive: Receive, send: Send, rid: str, exc: Exception, started: bool
+    ) -> None:
+        """The answer to an exception: the error page, or a log line once it is too late."""
+        if started:
+            log.error(
+                "internal_error after the answer started (%s)", type(exc).__name__, exc_info=exc
+            )
+            return
+        response = await self.on_error(Request(scope, receive), exc)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = self.answer_headers(message.get("headers", ()), rid)
+            await send(message)
+
+        await response(scope, receive, send_with_headers)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = self._request_id(scope)
-        token = request_id.set(rid)
+        rid, token = self.enter(scope)
         started = False
-        prepared = self._headers
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in prepared if h[0] not in present)
-                headers.append((b"x-request-id", rid.encode()))
-                message["headers"] = headers
+                message["headers"] = self.answer_headers(message.get("headers", ()), rid)
             await send(message)
 
         try:
+            await self.forward(scope)
             await self.app(scope, receive, send_with_headers)
         except Exception as exc:
-            if started:
-                log.error(
-                    "internal_error after the answer started (%s)", type(exc).__name__, exc_info=exc
-                )
-                return
-            response = await self.on_error(Request(scope, receive), exc)
-            await response(scope, receive, send_with_headers)
+            await self.fail(scope, receive, send, rid, exc, started)
         finally:
             request_id.reset(token)
+
+
+def _encoded(pairs: Iterable[tuple[str, str]]) -> RawHeaders:
+    return [(name.lower().encode(), value.encode()) for name, value in pairs]
+
+
+async def _no_receive() -> Message:
+    raise RuntimeError("the proxy headers step reads no body")
+
+
+async def _no_send(message: Message) -> None:
+    raise RuntimeError("the proxy headers step sends nothing")

@@ -47,8 +47,17 @@ MAX_SAME_NAME_COOKIES = 4
 HINT_PATH = "/logout"
 
 
+#: What :meth:`SessionMiddleware.open` found: the cookie, the session it held, its
+#: fingerprint, the time, and the logout hint its own cookie brought.
+Opened = tuple[str | None, Loaded | None, bytes, float, str | None]
+
+
 class SessionMiddleware:
-    """Puts the session in ``scope["session"]`` (a dict) and keeps it in ``store``."""
+    """Puts the session in ``scope["session"]`` (a dict) and keeps it in ``store``.
+
+    Its two steps, :meth:`open` and :meth:`set_cookies`, are methods of their own, which
+    ``POST /auth``'s front (``bridge.web.AuthFront``) takes in the same order.
+    """
 
     def __init__(
         self,
@@ -86,6 +95,22 @@ class SessionMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        opened = await self.open(scope)
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = await self.set_cookies(scope, opened)
+                if headers:
+                    mutable = MutableHeaders(scope=message)
+                    for header in headers:
+                        mutable.append("Set-Cookie", header)
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+    async def open(self, scope: Scope) -> Opened:
+        """The session the request's cookie names, under the lifetime's rules, into
+        ``scope["session"]``; what :meth:`set_cookies` needs at the answer."""
         now = self._now()
         cookie, loaded = await self._load(scope)
         # A copy of the top level: the store reads only top-level keys of what it loaded
@@ -101,17 +126,11 @@ class SessionMiddleware:
         self.lifetime.enforce(session, now)
         self.lifetime.touch(session, now)
         scope["session"] = session
+        return cookie, loaded, before, now, hint
 
-        async def send_with_cookie(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = await self._commit(scope["session"], cookie, loaded, before, now, hint)
-                if headers:
-                    mutable = MutableHeaders(scope=message)
-                    for header in headers:
-                        mutable.append("Set-Cookie", header)
-            await send(message)
-
-        await self.app(scope, receive, send_with_cookie)
+    async def set_cookies(self, scope: Scope, opened: Opened) -> list[str]:
+        """The Set-Cookie headers the answer needs for ``scope["session"]`` as it is now."""
+        return await self._commit(scope["session"], *opened)
 
     async def _load(self, scope: Scope) -> tuple[str | None, Loaded | None]:
         """The cookie that names a session, and that session; else the cookie to delete.

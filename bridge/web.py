@@ -59,6 +59,7 @@ from bridge.handles import (
 )
 from bridge.identity import TiledeskUser
 from bridge.logout_token import LogoutTokenInvalid
+from bridge.logs import request_id
 from bridge.metrics import CONTENT_TYPE_LATEST, OTHER, Metrics
 from bridge.middleware import DEFAULT_CSP, EdgeMiddleware
 from bridge.oidc import Provider
@@ -643,8 +644,8 @@ class AuthEndpoint:
     Every page load that shows the chat asks it, so it is plain ASGI: it reads the four
     headers it needs straight from the scope and writes its answer with orjson, with no
     request or response objects. :class:`BridgeApp` serves it in front of Starlette's
-    stack, behind the same edge and session middleware as every route; it sits in the
-    router too (for the 405 of another method), where it answers the same.
+    stack (:class:`AuthFront`), with the same edge and session steps as every route; it
+    sits in the router too (for the 405 of another method), where it answers the same.
     """
 
     path = "/auth"
@@ -653,6 +654,12 @@ class AuthEndpoint:
         self.bridge = bridge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status, headers, body = await self.answer(scope, receive)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def answer(self, scope: Scope, receive: Receive) -> Answer:
+        """The answer's status, headers and body, for the session in ``scope["session"]``."""
         bridge = self.bridge
         origin_header = fetch_site = None
         has_body = False
@@ -676,12 +683,10 @@ class AuthEndpoint:
                 user = await _redeem_sign_in(Request(scope, receive), bridge, origin)
         except BridgeError as exc:
             response = await bridge_error(Request(scope, receive), exc)
-            await response(scope, receive, send)
-            return
+            return response.status_code, response.raw_headers, bytes(response.body)
         if user is None:
             bridge.metrics.auth_not_signed_in.inc()
-            await _send_json(send, 401, {"error": NotSignedIn.code}, origin)
-            return
+            return _json_answer(401, {"error": NotSignedIn.code}, origin)
         conf = bridge.settings.tiledesk
         minted = tiledesk.mint(
             user,
@@ -691,20 +696,63 @@ class AuthEndpoint:
         )
         bridge.metrics.auth_ok.inc()
         body = {"token": minted.token, "expires_at": minted.expires_at, "user": user.as_dict()}
-        await _send_json(send, 200, body, origin)
+        return _json_answer(200, body, origin)
 
 
+#: An answer as ASGI sends it: status, raw headers, body.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 _NO_STORE_JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], origin: str | None) -> None:
+def _json_answer(status: int, body: dict[str, Any], origin: str | None) -> Answer:
     """A JSON answer that no cache keeps, with CORS headers for an allowed site."""
     data = render_json(body)
     headers = [(b"content-length", str(len(data)).encode()), *_NO_STORE_JSON]
     if origin is not None:
         headers += [(k.lower().encode(), v.encode()) for k, v in _cors_headers(origin).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
+    return status, headers, data
+
+
+class AuthFront:
+    """``POST /auth``'s way in, in front of Starlette's stack: the edge and session
+    middleware's steps and the endpoint, taken in the middleware's order in one coroutine.
+
+    Starlette wraps every route in its error and exception layers, the router and a
+    request object, and each middleware wraps the answer's ``send`` in one more closure.
+    ``/auth`` runs on every page load that shows the chat and needs none of that: it
+    renders its own error answers, and its answer is one status, one header list and one
+    body. So here the same methods run one after the other (``enter``, ``forward``,
+    ``open``, the endpoint's ``answer``, ``set_cookies``, ``answer_headers``; ``fail``
+    for any exception), with no wrapper around ``send``. ``tests/test_auth_front.py``
+    sends every kind of request both ways and requires the same answer.
+    """
+
+    def __init__(
+        self, edge: EdgeMiddleware, session: SessionMiddleware, endpoint: AuthEndpoint
+    ) -> None:
+        self.edge = edge
+        self.session = session
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self.edge
+        rid, token = edge.enter(scope)
+        started = False
+        try:
+            await edge.forward(scope)
+            opened = await self.session.open(scope)
+            status, headers, body = await self.endpoint.answer(scope, receive)
+            cookies = await self.session.set_cookies(scope, opened)
+            if cookies:
+                headers = [*headers, *((b"set-cookie", c.encode("latin-1")) for c in cookies)]
+            headers = edge.answer_headers(headers, rid)
+            started = True
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        except Exception as exc:
+            await edge.fail(scope, receive, send, rid, exc, started)
+        finally:
+            request_id.reset(token)
 
 
 async def _redeem_sign_in(request: Request, bridge: Bridge, origin: str) -> TiledeskUser | None:
@@ -1107,14 +1155,8 @@ def _routes(bridge: Bridge, auth: AuthEndpoint) -> list[BaseRoute]:
 
 
 class BridgeApp(Starlette):
-    """The bridge's app: Starlette, with ``POST /auth`` answered in front of its stack.
-
-    Starlette wraps every route in its error and exception layers, the router and a
-    request object. ``/auth`` needs none of them (it renders its own error answers, and
-    the edge middleware catches anything else), and it runs on every page load that
-    shows the chat. So it goes through a short chain of its own, built from the same
-    middleware as every route: edge, session, endpoint.
-    """
+    """The bridge's app: Starlette, with ``POST /auth`` answered in front of its stack,
+    by :class:`AuthFront`."""
 
     def __init__(self, *, auth_chain: ASGIApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -1174,7 +1216,9 @@ def create_app(
     }
     auth = AuthEndpoint(bridge)
     app = BridgeApp(
-        auth_chain=EdgeMiddleware(SessionMiddleware(auth, **session), **edge),
+        auth_chain=AuthFront(
+            EdgeMiddleware(auth, **edge), SessionMiddleware(auth, **session), auth
+        ),
         routes=_routes(bridge, auth),
         middleware=[Middleware(EdgeMiddleware, **edge), Middleware(SessionMiddleware, **session)],
         exception_handlers={

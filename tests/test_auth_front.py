@@ -5,6 +5,7 @@ route. Each kind of request is sent both ways on one app and must get the same a
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -198,3 +199,69 @@ def test_an_error_inside_post_auth_is_the_usual_error_answer(
     assert "s3cret" not in response.text
     assert response.headers["x-content-type-options"] == "nosniff"
     assert json.loads(response.text) == {"error": "internal_error"}
+
+
+def app_with(**sections: dict[str, Any]) -> Starlette:
+    data = base_settings()
+    data["sites"] = {SHOP: {}}
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return create_app(parse_settings(data), warm_up=False)
+
+
+def signed_in_ago(app: Starlette, idp: FakeIdP, seconds: int) -> str:
+    """A session cookie of a sign-in made ``seconds`` ago, last seen then."""
+    client = browser(app)
+    login(client, idp)
+    store = app.state.bridge.session_store
+    loaded = asyncio.run(store.load(client.cookies["bridge_session"]))
+    assert loaded is not None
+    data = {**loaded.data, "at": loaded.data["at"] - seconds}
+    data.pop("seen", None)
+    return str(asyncio.run(store.save(data, ttl=3600, previous=None, renew=False)))
+
+
+@pytest.mark.parametrize(
+    ("seconds_ago", "status", "cookie"),
+    [(0, 200, None), (400, 200, "sealed"), (3700, 401, "deleted")],
+    ids=["fresh: no cookie written", "idle deadline moved: rewritten", "expired: deleted"],
+)
+def test_post_auth_keeps_the_session_rules_the_same_in_front_as_through_the_router(
+    idps: dict[str, FakeIdP],
+    seconds_ago: int,
+    status: int,
+    cookie: str | None,
+) -> None:
+    """The session's cookie on an /auth answer: none while nothing changed, a new one when
+    the idle deadline moves, a deletion once the sign-in is over (max_age one hour)."""
+    app = app_with(session={"max_age": 3600, "idle_timeout": 1800})
+    value = signed_in_ago(app, idps["acme"], seconds_ago)
+    front, router = browser(app), browser(through_router(app))
+    seen_front = answer(front, app, value, headers={"Origin": PUBLIC_URL})
+    seen_router = answer(router, app, value, headers={"Origin": PUBLIC_URL})
+    assert seen_front == seen_router
+    assert seen_front[0] == status
+    set_cookie = seen_front[2]
+    if cookie is None:
+        assert set_cookie is None
+    else:
+        assert set_cookie is not None
+        assert set_cookie[:2] == ("bridge_session", cookie)
+        assert "HttpOnly" in set_cookie[2]
+
+
+def test_post_auth_trusts_a_proxy_s_request_id_the_same_in_front_as_through_the_router(
+    idps: dict[str, FakeIdP],
+) -> None:
+    """The request id is read from where the request came from (the trusted proxy) before
+    X-Forwarded-For names the visitor; one from anyone else is replaced."""
+    app = app_with(server={"trusted_proxies": ["127.0.0.1"]})
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    for asgi in (app, through_router(app)):
+        proxy = TestClient(asgi, base_url=PUBLIC_URL, client=("127.0.0.1", 40000))
+        stranger = TestClient(asgi, base_url=PUBLIC_URL, client=("198.51.100.7", 40000))
+        headers = {"Origin": PUBLIC_URL, "X-Request-ID": "req-42", **forwarded}
+        assert proxy.post("/auth", headers=headers).headers["x-request-id"] == "req-42"
+        replaced = stranger.post("/auth", headers=headers).headers["x-request-id"]
+        assert replaced != "req-42"
+        assert len(replaced) == 16

@@ -269,6 +269,42 @@ def test_security_headers_on_every_answer(
         assert "base-uri 'none'" in csp, name
 
 
+#: What a JSON answer carries (a datum, never a page): a policy that lets it load, submit
+#: or frame nothing, and none of the headers only documents read.
+JSON_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "content-security-policy": (
+        "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+}
+DOCUMENT_ONLY = {
+    "cross-origin-opener-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def test_json_answers_carry_the_data_policy_and_documents_the_document_headers(
+    client: TestClient, idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = _answers(client, idp, monkeypatch)
+    json_answers = {
+        name
+        for name, r in answers.items()
+        if r.headers.get("content-type", "").startswith("application/json")
+    }
+    assert json_answers == {"auth-401", "auth-403", "auth-200", "healthz", "readyz"}
+    for name, response in answers.items():
+        headers = response.headers
+        if name in json_answers:
+            assert {k: headers.get(k) for k in JSON_HEADERS} == JSON_HEADERS, name
+            assert [k for k in DOCUMENT_ONLY if k in headers] == [], name
+        else:
+            assert {k: headers.get(k) for k in DOCUMENT_ONLY} == DOCUMENT_ONLY, name
+            assert headers["content-security-policy"] != JSON_HEADERS["content-security-policy"]
+
+
 RESOURCE = re.compile(
     r"<(?:link|script|img|iframe|source|video|audio|embed|object)\b[^>]*?\s(?:href|src|data)="
     r"\"([^\"]*)\"",
