@@ -100,16 +100,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port,
         args.workers,
     )
+    options = serve_options()
     if args.workers > 1:
         # Each worker builds its own app from the same file.
         import os
 
         if args.settings:
             os.environ["BRIDGE_SETTINGS"] = str(Path(args.settings).resolve())
-        options = serve_options()
         uvicorn.run("bridge.asgi:app", host=host, port=port, workers=args.workers, **options)
         return EXIT_OK
-    uvicorn.run(create_app(settings, freeze_heap=True), host=host, port=port, **serve_options())
+    uvicorn.run(create_app(settings, freeze_heap=True), host=host, port=port, **options)
     return EXIT_OK
 
 

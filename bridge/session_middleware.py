@@ -84,6 +84,9 @@ class SessionMiddleware:
         self.hint_cookie_name = f"{self.cookie_name}_logout"
         self._hint_sealer = CookieSealer(secret, previous, cookie_name=self.hint_cookie_name)
         self._hint_attributes = _attributes(settings, https_only, path=HINT_PATH)
+        #: The Set-Cookie headers that delete the two cookies, as browsers match them.
+        self._deletion = f"{self.cookie_name}=; Max-Age=0{self._attributes}"
+        self._hint_deletion = f"{self.hint_cookie_name}=; Max-Age=0{self._hint_attributes}"
         self._hint_room = MAX_SET_COOKIE - len(
             f"{self.hint_cookie_name}=; Max-Age={settings.max_age}{self._hint_attributes}"
         )
@@ -201,9 +204,9 @@ class SessionMiddleware:
                     headers = [f"{self.cookie_name}={value}; Max-Age={ttl}{self._attributes}"]
                     if isinstance(hint, str) and hint != hint_loaded:
                         written = self._hint_cookie(session, hint, now)
-                        headers.append(written or self._hint_deletion())
+                        headers.append(written or self._hint_deletion)
                     elif renew and hint is None:  # a new session: no other session's hint
-                        headers.append(self._hint_deletion())
+                        headers.append(self._hint_deletion)
                     return headers
             except SessionTooLarge as exc:
                 log.warning("session not kept, the visitor stays signed out: %s", exc)
@@ -211,10 +214,7 @@ class SessionMiddleware:
             await self.store.clear(loaded)
         if cookie is None:
             return []
-        return [f"{self.cookie_name}=; Max-Age=0{self._attributes}", self._hint_deletion()]
-
-    def _hint_deletion(self) -> str:
-        return f"{self.hint_cookie_name}=; Max-Age=0{self._hint_attributes}"
+        return [self._deletion, self._hint_deletion]
 
 
 def _attributes(settings: SessionSettings, https_only: bool, path: str = "/") -> str:

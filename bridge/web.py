@@ -739,7 +739,8 @@ class AuthFront:
         rid, token = edge.enter(scope)
         started = False
         try:
-            await edge.forward(scope)
+            if edge.proxies is not None:
+                await edge.forward(scope)
             opened = await self.session.open(scope)
             status, headers, body = await self.endpoint.answer(scope, receive)
             cookies = await self.session.set_cookies(scope, opened)
