@@ -90,6 +90,7 @@ class EdgeMiddleware:
         extra = (HSTS,) if https else ()
         self._headers = _encoded((*SECURITY_HEADERS, *extra))
         self._json_headers = _encoded((*JSON_SECURITY_HEADERS, *extra))
+        self._names = frozenset(name for name, _ in self._headers)
 
     def _trusted(self, scope: Scope) -> bool:
         client = scope.get("client")
@@ -133,7 +134,10 @@ class EdgeMiddleware:
             if name == b"content-type" and value.startswith(b"application/json"):
                 is_json = True
         prepared = self._json_headers if is_json else self._headers
-        out.extend(h for h in prepared if h[0] not in present)
+        if present.isdisjoint(self._names):  # the usual case: the route set none of them
+            out += prepared
+        else:
+            out += [h for h in prepared if h[0] not in present]
         out.append((b"x-request-id", rid.encode()))
         return out
 
