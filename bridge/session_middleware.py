@@ -115,7 +115,16 @@ class SessionMiddleware:
         """The session the request's cookie names, under the lifetime's rules, into
         ``scope["session"]``; what :meth:`set_cookies` needs at the answer."""
         now = self._now()
-        cookie, loaded = await self._load(scope)
+        # Every cookie of our name is tried, in the order sent: a sibling sub-domain can set
+        # one more for the parent domain (cookie tossing), and it must not hide ours. The
+        # first that names a session is the one; else the first is the cookie to delete.
+        values = _cookie_values(scope, self.cookie_name)
+        cookie, loaded = (values[0] if values else None), None
+        for value in values[:MAX_SAME_NAME_COOKIES]:
+            loaded = await self.store.load(value)
+            if loaded is not None:
+                cookie = value
+                break
         # A copy of the top level: the store reads only top-level keys of what it loaded
         # (``sid``, ``u``, ``p``, ``sub``), and a route replaces or removes those, never
         # edits them in place; the comparison below is by fingerprint, taken now.
@@ -130,23 +139,6 @@ class SessionMiddleware:
         self.lifetime.touch(session, now)
         scope["session"] = session
         return cookie, loaded, before, now, hint
-
-    async def set_cookies(self, scope: Scope, opened: Opened) -> list[str]:
-        """The Set-Cookie headers the answer needs for ``scope["session"]`` as it is now."""
-        return await self._commit(scope["session"], *opened)
-
-    async def _load(self, scope: Scope) -> tuple[str | None, Loaded | None]:
-        """The cookie that names a session, and that session; else the cookie to delete.
-
-        Every cookie of our name is tried, in the order sent: a sibling sub-domain can set
-        one more for the parent domain (cookie tossing), and it must not hide ours.
-        """
-        values = _cookie_values(scope, self.cookie_name)
-        for value in values[:MAX_SAME_NAME_COOKIES]:
-            loaded = await self.store.load(value)
-            if loaded is not None:
-                return value, loaded
-        return (values[0] if values else None), None
 
     def _load_hint(self, scope: Scope, sid: Any) -> str | None:
         """The ID token sealed for the session ``sid`` names, if its cookie came along."""
@@ -173,19 +165,13 @@ class SessionMiddleware:
             return None
         return f"{self.hint_cookie_name}={value}; Max-Age={max_age}{self._hint_attributes}"
 
-    async def _commit(
-        self,
-        session: dict[str, Any],
-        cookie: str | None,
-        loaded: Loaded | None,
-        before: bytes,
-        now: float,
-        hint_loaded: str | None,
-    ) -> list[str]:
-        """The Set-Cookie headers this answer needs: new cookies, deletions, or none.
-
-        ``hint_loaded`` is the hint its own cookie brought to this request, if any.
+    async def set_cookies(self, scope: Scope, opened: Opened) -> list[str]:
+        """The Set-Cookie headers the answer needs for ``scope["session"]`` as it is now:
+        new cookies, deletions, or none. ``opened`` is what :meth:`open` returned, with the
+        hint its own cookie brought to this request, if any.
         """
+        session: dict[str, Any] = scope["session"]
+        cookie, loaded, before, now, hint_loaded = opened
         if session:
             if (
                 loaded is not None
