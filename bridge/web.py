@@ -642,8 +642,8 @@ class AuthEndpoint:
     """``POST /auth``: a fresh Tiledesk token for the signed-in visitor, else 401.
 
     Every page load that shows the chat asks it, so it is plain ASGI: it reads the four
-    headers it needs straight from the scope and writes its answer with orjson, with no
-    request or response objects. :class:`BridgeApp` serves it in front of Starlette's
+    headers it needs straight from the scope and builds its answer (:meth:`answer`) with
+    orjson, with no request or response objects. :class:`BridgeApp` serves it in front of Starlette's
     stack (:class:`AuthFront`), with the same edge and session steps as every route; it
     sits in the router too (for the 405 of another method), where it answers the same.
     """
