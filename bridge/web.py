@@ -643,9 +643,10 @@ class AuthEndpoint:
 
     Every page load that shows the chat asks it, so it is plain ASGI: it reads the four
     headers it needs straight from the scope and builds its answer (:meth:`answer`) with
-    orjson, with no request or response objects. :class:`BridgeApp` serves it in front of Starlette's
-    stack (:class:`AuthFront`), with the same edge and session steps as every route; it
-    sits in the router too (for the 405 of another method), where it answers the same.
+    orjson, with no request or response objects. :class:`BridgeApp` serves it in front
+    of Starlette's stack (:class:`AuthFront`), with the same edge and session steps as
+    every route; it sits in the router too (for the 405 of another method), where it
+    answers the same.
     """
 
     path = "/auth"
