@@ -21,10 +21,10 @@ import time
 from typing import Any
 
 import orjson
-from starlette.datastructures import MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bridge.middleware import RawHeaders
 from bridge.session_store import (
     Clock,
     CookieSealer,
@@ -102,11 +102,9 @@ class SessionMiddleware:
 
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = await self.set_cookies(scope, opened)
-                if headers:
-                    mutable = MutableHeaders(scope=message)
-                    for header in headers:
-                        mutable.append("Set-Cookie", header)
+                cookies = await self.set_cookies(scope, opened)
+                if cookies:
+                    message["headers"] = [*message.get("headers", ()), *cookies]
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
@@ -165,10 +163,10 @@ class SessionMiddleware:
             return None
         return f"{self.hint_cookie_name}={value}; Max-Age={max_age}{self._hint_attributes}"
 
-    async def set_cookies(self, scope: Scope, opened: Opened) -> list[str]:
+    async def set_cookies(self, scope: Scope, opened: Opened) -> RawHeaders:
         """The Set-Cookie headers the answer needs for ``scope["session"]`` as it is now:
-        new cookies, deletions, or none. ``opened`` is what :meth:`open` returned, with the
-        hint its own cookie brought to this request, if any.
+        new cookies, deletions, or none, encoded as ASGI sends them. ``opened`` is what
+        :meth:`open` returned, with the hint its own cookie brought to this request, if any.
         """
         session: dict[str, Any] = scope["session"]
         cookie, loaded, before, now, hint_loaded = opened
@@ -193,14 +191,19 @@ class SessionMiddleware:
                         headers.append(written or self._hint_deletion)
                     elif renew and hint is None:  # a new session: no other session's hint
                         headers.append(self._hint_deletion)
-                    return headers
+                    return _raw(headers)
             except SessionTooLarge as exc:
                 log.warning("session not kept, the visitor stays signed out: %s", exc)
         if loaded is not None:
             await self.store.clear(loaded)
         if cookie is None:
             return []
-        return [self._deletion, self._hint_deletion]
+        return _raw([self._deletion, self._hint_deletion])
+
+
+def _raw(set_cookies: list[str]) -> RawHeaders:
+    """Set-Cookie values as ASGI headers (latin-1, as Starlette encodes them)."""
+    return [(b"set-cookie", value.encode("latin-1")) for value in set_cookies]
 
 
 def _attributes(settings: SessionSettings, https_only: bool, path: str = "/") -> str:

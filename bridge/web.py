@@ -61,7 +61,7 @@ from bridge.identity import TiledeskUser
 from bridge.logout_token import LogoutTokenInvalid
 from bridge.logs import request_id
 from bridge.metrics import CONTENT_TYPE_LATEST, OTHER, Metrics
-from bridge.middleware import DEFAULT_CSP, EdgeMiddleware
+from bridge.middleware import DEFAULT_CSP, EdgeMiddleware, RawHeaders
 from bridge.oidc import Provider
 from bridge.pages import LANG_COOKIE, STATIC_DIR, TEMPLATES_DIR, Branding, Pages, match_language
 from bridge.redis_client import RedisClient, StoreStatus
@@ -701,7 +701,7 @@ class AuthEndpoint:
 
 
 #: An answer as ASGI sends it: status, raw headers, body.
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+Answer = tuple[int, RawHeaders, bytes]
 _NO_STORE_JSON = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 
 
@@ -746,7 +746,7 @@ class AuthFront:
             status, headers, body = await self.endpoint.answer(scope, receive)
             cookies = await self.session.set_cookies(scope, opened)
             if cookies:
-                headers = [*headers, *((b"set-cookie", c.encode("latin-1")) for c in cookies)]
+                headers = [*headers, *cookies]
             headers = edge.answer_headers(headers, rid)
             started = True
             await send({"type": "http.response.start", "status": status, "headers": headers})
