@@ -133,8 +133,7 @@ class SessionMiddleware:
             if hint is not None:
                 session[HINT_KEY] = hint
         before = _fingerprint(session)
-        self.lifetime.enforce(session, now)
-        self.lifetime.touch(session, now)
+        self.lifetime.apply(session, now)
         scope["session"] = session
         return cookie, loaded, before, now, hint
 

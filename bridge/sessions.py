@@ -164,28 +164,33 @@ class Lifetime:
         started = _time(session.get("at"))
         return None if started is None else _seconds(started + self.max_age - now, self.max_age)
 
-    def enforce(self, session: dict[str, Any], now: float) -> None:
-        """Drop an ended sign-in (the flows stay: a login started just before may finish)."""
-        if ("u" in session or "at" in session) and self._ended(session, now):
-            flows = session.get("flows")
-            session.clear()
-            if flows:
-                session["flows"] = flows
-
-    def _ended(self, session: Mapping[str, Any], now: float) -> bool:
-        started, end = _time(session.get("at")), self.ends_at(session)
-        if started is None or end is None:
-            return True
-        return now >= end or started > now + MAX_CLOCK_SKEW
-
-    def touch(self, session: dict[str, Any], now: float) -> None:
-        """Note the visitor's activity for the idle limit, at most once a minute."""
+    def apply(self, session: dict[str, Any], now: float) -> None:
+        """The rules at a request, in one pass: drop an ended sign-in (the flows stay: a
+        login started just before may finish); else note the visitor's activity for the
+        idle limit, at most once a minute."""
+        if "u" not in session and "at" not in session:
+            return
         started = _time(session.get("at"))
-        if self.idle_timeout is None or started is None:
+        if started is None:
+            self._end(session)
+            return
+        end = started + self.max_age
+        if self.idle_timeout is None:
+            if now >= end or started > now + MAX_CLOCK_SKEW:
+                self._end(session)
             return
         seen = _time(session.get("seen")) or started
-        if now - seen >= IDLE_GRANULARITY:
+        if now >= min(end, seen + self.idle_timeout) or started > now + MAX_CLOCK_SKEW:
+            self._end(session)
+        elif now - seen >= IDLE_GRANULARITY:
             session["seen"] = int(now)
+
+    @staticmethod
+    def _end(session: dict[str, Any]) -> None:
+        flows = session.get("flows")
+        session.clear()
+        if flows:
+            session["flows"] = flows
 
     def ttl(self, session: Mapping[str, Any], now: float) -> int:
         """Seconds the store and the cookie's ``Max-Age`` keep this session: what the sign-in
