@@ -11,8 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from jwt.algorithms import HMACAlgorithm
@@ -24,8 +23,7 @@ FORBIDDEN_CLAIMS = frozenset({"role", "nbf"})
 TOKEN_SCHEME = "JWT "  # noqa: S105 - the scheme, not a secret
 
 
-@dataclass(frozen=True)
-class MintedToken:
+class MintedToken(NamedTuple):
     token: str  # "JWT <jws>", the exact string the widget sends back
     expires_at: int
     payload: dict[str, Any]
@@ -36,10 +34,14 @@ def audience(project_id: str) -> str:
 
 
 def build_payload(user: TiledeskUser, *, project_id: str, ttl: int, now: int) -> dict[str, Any]:
+    return _payload(user, audience(project_id), ttl, now)
+
+
+def _payload(user: TiledeskUser, aud: str, ttl: int, now: int) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "_id": user.id,
         "sub": "userexternal",
-        "aud": audience(project_id),
+        "aud": aud,
         "attributes": dict(user.attributes),
         "iat": now,
         "exp": now + ttl,
@@ -106,10 +108,22 @@ def signer(secret: str) -> Signer:
     return Signer(secret)
 
 
+class Minter:
+    """Tokens for one Tiledesk project, with what they all share prepared once: the
+    audience, the signer (key and JOSE header) and the lifetime."""
+
+    def __init__(self, *, project_id: str, secret: str, ttl: int) -> None:
+        self.audience = audience(project_id)
+        self.ttl = ttl
+        self._signer = signer(secret)
+
+    def mint(self, user: TiledeskUser, *, now: int | None = None) -> MintedToken:
+        issued = int(time.time()) if now is None else now
+        payload = _payload(user, self.audience, self.ttl, issued)
+        return MintedToken(TOKEN_SCHEME + self._signer.sign(payload), payload["exp"], payload)
+
+
 def mint(
     user: TiledeskUser, *, project_id: str, secret: str, ttl: int, now: int | None = None
 ) -> MintedToken:
-    issued = int(time.time()) if now is None else now
-    payload = build_payload(user, project_id=project_id, ttl=ttl, now=issued)
-    jws = signer(secret).sign(payload)
-    return MintedToken(token=TOKEN_SCHEME + jws, expires_at=payload["exp"], payload=payload)
+    return Minter(project_id=project_id, secret=secret, ttl=ttl).mint(user, now=now)

@@ -653,6 +653,10 @@ class AuthEndpoint:
 
     def __init__(self, bridge: Bridge) -> None:
         self.bridge = bridge
+        conf = bridge.settings.tiledesk
+        self.minter = tiledesk.Minter(
+            project_id=conf.project_id, secret=conf.secret.get_secret_value(), ttl=conf.token_ttl
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         status, headers, body = await self.answer(scope, receive)
@@ -688,13 +692,7 @@ class AuthEndpoint:
         if user is None:
             bridge.metrics.auth_not_signed_in.inc()
             return _json_answer(401, {"error": NotSignedIn.code}, origin)
-        conf = bridge.settings.tiledesk
-        minted = tiledesk.mint(
-            user,
-            project_id=conf.project_id,
-            secret=conf.secret.get_secret_value(),
-            ttl=conf.token_ttl,
-        )
+        minted = self.minter.mint(user)
         bridge.metrics.auth_ok.inc()
         body = {"token": minted.token, "expires_at": minted.expires_at, "user": user.as_dict()}
         return _json_answer(200, body, origin)

@@ -192,7 +192,7 @@ def test_an_error_inside_post_auth_is_the_usual_error_answer(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug in minting, with a secret in its text: s3cret")
 
-    monkeypatch.setattr("bridge.tiledesk.mint", broken)
+    monkeypatch.setattr("bridge.tiledesk.Minter.mint", broken)
     response = client.post("/auth", headers={"Origin": PUBLIC_URL})
     assert response.status_code == 500
     assert response.json() == {"error": "internal_error"}
