@@ -51,12 +51,13 @@ class TiledeskUser:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TiledeskUser:
+        # Positional, in the fields' order: every POST /auth builds one.
         return cls(
-            id=str(data["_id"]),
-            firstname=str(data.get("firstname", "")),
-            lastname=str(data.get("lastname", "")),
-            email=str(data.get("email", "")),
-            attributes=dict(data.get("attributes") or {}),
+            str(data["_id"]),
+            str(data.get("firstname", "")),
+            str(data.get("lastname", "")),
+            str(data.get("email", "")),
+            dict(data.get("attributes") or {}),
         )
 
 
