@@ -152,8 +152,9 @@ class Lifetime:
     def ends_at(self, session: Mapping[str, Any]) -> float | None:
         """When the sign-in ends; None when there is none (or it has no usable time)."""
         started = _time(session.get("at"))
-        if started is None:
-            return None
+        return None if started is None else self._ends_at(started, session)
+
+    def _ends_at(self, started: float, session: Mapping[str, Any]) -> float:
         end = started + self.max_age
         if self.idle_timeout is not None:
             end = min(end, (_time(session.get("seen")) or started) + self.idle_timeout)
@@ -171,26 +172,19 @@ class Lifetime:
         if "u" not in session and "at" not in session:
             return
         started = _time(session.get("at"))
-        if started is None:
-            self._end(session)
-            return
-        end = started + self.max_age
-        if self.idle_timeout is None:
-            if now >= end or started > now + MAX_CLOCK_SKEW:
-                self._end(session)
-            return
-        seen = _time(session.get("seen")) or started
-        if now >= min(end, seen + self.idle_timeout) or started > now + MAX_CLOCK_SKEW:
-            self._end(session)
-        elif now - seen >= IDLE_GRANULARITY:
-            session["seen"] = int(now)
-
-    @staticmethod
-    def _end(session: dict[str, Any]) -> None:
-        flows = session.get("flows")
-        session.clear()
-        if flows:
-            session["flows"] = flows
+        if (
+            started is None
+            or now >= self._ends_at(started, session)
+            or started > now + MAX_CLOCK_SKEW
+        ):
+            flows = session.get("flows")
+            session.clear()
+            if flows:
+                session["flows"] = flows
+        elif self.idle_timeout is not None:
+            seen = _time(session.get("seen")) or started
+            if now - seen >= IDLE_GRANULARITY:
+                session["seen"] = int(now)
 
     def ttl(self, session: Mapping[str, Any], now: float) -> int:
         """Seconds the store and the cookie's ``Max-Age`` keep this session: what the sign-in

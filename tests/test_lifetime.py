@@ -1,7 +1,7 @@
 """``Lifetime.apply``, the session's rules at every request, against the rules as written.
 
 The session middleware calls ``apply`` once per request: it drops an ended sign-in and
-notes the visitor's activity, reading each time from the session once. The oracle below
+notes the visitor's activity, reading the sign-in time once. The oracle below
 is those two rules spelled one after the other, as the bridge took them until
 ``apply`` did both in one pass; any session, clock and settings must give the same
 session after either.
