@@ -88,8 +88,8 @@ class EdgeMiddleware:
         )
         self.on_error = on_error
         extra = (HSTS,) if https else ()
-        self._headers = _encoded((*SECURITY_HEADERS, *extra))
-        self._json_headers = _encoded((*JSON_SECURITY_HEADERS, *extra))
+        self._headers = encoded_headers((*SECURITY_HEADERS, *extra))
+        self._json_headers = encoded_headers((*JSON_SECURITY_HEADERS, *extra))
         self._names = frozenset(name for name, _ in self._headers)
 
     def _trusted(self, scope: Scope) -> bool:
@@ -182,7 +182,8 @@ class EdgeMiddleware:
             request_id.reset(token)
 
 
-def _encoded(pairs: Iterable[tuple[str, str]]) -> RawHeaders:
+def encoded_headers(pairs: Iterable[tuple[str, str]]) -> RawHeaders:
+    """Header names and values as ASGI sends them: lower-case names, encoded."""
     return [(name.lower().encode(), value.encode()) for name, value in pairs]
 
 

@@ -61,7 +61,7 @@ from bridge.identity import TiledeskUser
 from bridge.logout_token import LogoutTokenInvalid
 from bridge.logs import request_id
 from bridge.metrics import CONTENT_TYPE_LATEST, OTHER, Metrics
-from bridge.middleware import DEFAULT_CSP, EdgeMiddleware, RawHeaders
+from bridge.middleware import DEFAULT_CSP, EdgeMiddleware, RawHeaders, encoded_headers
 from bridge.oidc import Provider
 from bridge.pages import LANG_COOKIE, STATIC_DIR, TEMPLATES_DIR, Branding, Pages, match_language
 from bridge.redis_client import RedisClient, StoreStatus
@@ -708,7 +708,7 @@ def _json_answer(status: int, body: dict[str, Any], origin: str | None) -> Answe
     data = render_json(body)
     headers = [(b"content-length", str(len(data)).encode()), *_NO_STORE_JSON]
     if origin is not None:
-        headers += [(k.lower().encode(), v.encode()) for k, v in _cors_headers(origin).items()]
+        headers += encoded_headers(_cors_headers(origin).items())
     return status, headers, data
 
 
