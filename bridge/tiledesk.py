@@ -34,14 +34,10 @@ def audience(project_id: str) -> str:
 
 
 def build_payload(user: TiledeskUser, *, project_id: str, ttl: int, now: int) -> dict[str, Any]:
-    return _payload(user, audience(project_id), ttl, now)
-
-
-def _payload(user: TiledeskUser, aud: str, ttl: int, now: int) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "_id": user.id,
         "sub": "userexternal",
-        "aud": aud,
+        "aud": audience(project_id),
         "attributes": dict(user.attributes),
         "iat": now,
         "exp": now + ttl,
@@ -109,17 +105,17 @@ def signer(secret: str) -> Signer:
 
 
 class Minter:
-    """Tokens for one Tiledesk project, with what they all share prepared once: the
-    audience, the signer (key and JOSE header) and the lifetime."""
+    """Tokens for one Tiledesk project, with what they all share settled once: the
+    project, the lifetime and the signer (key and JOSE header)."""
 
     def __init__(self, *, project_id: str, secret: str, ttl: int) -> None:
-        self.audience = audience(project_id)
+        self.project_id = project_id
         self.ttl = ttl
         self._signer = signer(secret)
 
     def mint(self, user: TiledeskUser, *, now: int | None = None) -> MintedToken:
         issued = int(time.time()) if now is None else now
-        payload = _payload(user, self.audience, self.ttl, issued)
+        payload = build_payload(user, project_id=self.project_id, ttl=self.ttl, now=issued)
         return MintedToken(TOKEN_SCHEME + self._signer.sign(payload), payload["exp"], payload)
 
 
