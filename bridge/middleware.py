@@ -151,13 +151,9 @@ class EdgeMiddleware:
             )
             return
         response = await self.on_error(Request(scope, receive), exc)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = self.answer_headers(message.get("headers", ()), rid)
-            await send(message)
-
-        await response(scope, receive, send_with_headers)
+        # In place: the response sends this list, and its ``headers`` view reads it too.
+        response.raw_headers[:] = self.answer_headers(response.raw_headers, rid)
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
